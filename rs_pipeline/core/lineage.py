@@ -1,0 +1,158 @@
+"""The lineage store: a DuckDB file with one table per record kind.
+
+DuckDB allows one writer per file, and Dagster may run two materializations at once, so every
+connection is taken under a cross-process file lock beside the database. Writes replace one
+(asset, partition) in a single transaction: a retry never duplicates rows, and a crash
+mid-write leaves the previous rows in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from filelock import FileLock
+
+from rs_pipeline.core.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
+
+# Every lineage row says which asset, partition and run wrote it.
+_PROVENANCE = [("asset", pa.string()), ("partition_key", pa.string()), ("run_id", pa.string())]
+
+TABLES: dict[str, pa.Schema] = {
+    "samples": SAMPLE_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA,
+}
+
+_WRITES_DDL = """
+CREATE TABLE IF NOT EXISTS writes (
+    table_name VARCHAR, asset VARCHAR, partition_key VARCHAR, run_id VARCHAR,
+    row_count BIGINT, written_at TIMESTAMP
+)"""
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t):
+        return f"{_duck_type(t.value_type)}[]"
+    return {
+        pa.string(): "VARCHAR",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.float64(): "DOUBLE",
+        pa.float32(): "FLOAT",
+        pa.bool_(): "BOOLEAN",
+        pa.binary(): "BLOB",
+    }[t]
+
+
+def _ddl(name: str, schema: pa.Schema) -> str:
+    cols = [f"{f.name} {_duck_type(f.type)}" for f in schema] + [
+        f"{n} {_duck_type(t)}" for n, t in _PROVENANCE
+    ]
+    return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
+
+
+@dataclass
+class LineageStore:
+    """One DuckDB lineage database; safe for concurrent writers across processes."""
+
+    path: str
+    lock_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if "://" in self.path:
+            raise ValueError(
+                f"storage.lineage_db must be a local file path, got {self.path!r}; "
+                "DuckDB locks its file and needs a local disk (artifacts may stay on s3://)"
+            )
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(f"{self.path}.lock", timeout=self.lock_timeout_s)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held under the cross-process lock, with every table created."""
+        with self._lock:
+            con = duckdb.connect(self.path)
+            try:
+                for name, schema in TABLES.items():
+                    con.execute(_ddl(name, schema))
+                con.execute(_WRITES_DDL)
+                yield con
+            finally:
+                con.close()
+
+    def replace_partition(
+        self, table: str, rows: pa.Table, *, asset: str, partition_key: str, run_id: str
+    ) -> int:
+        """Delete this (asset, partition)'s rows of `table`, insert `rows`; one transaction."""
+        if table not in TABLES:
+            raise KeyError(f"unknown lineage table {table!r}; tables: {sorted(TABLES)}")
+        n = rows.num_rows
+        tagged = rows.select(TABLES[table].names)
+        for name, typ in _PROVENANCE:
+            value = {"asset": asset, "partition_key": partition_key, "run_id": run_id}[name]
+            tagged = tagged.append_column(name, pa.array([value] * n, type=typ))
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                where = "asset = ? AND partition_key = ?"
+                con.execute(f"DELETE FROM {table} WHERE {where}", [asset, partition_key])
+                con.register("incoming", tagged)
+                con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+                con.unregister("incoming")
+                con.execute(
+                    f"DELETE FROM writes WHERE table_name = ? AND {where}",
+                    [table, asset, partition_key],
+                )
+                con.execute(
+                    "INSERT INTO writes VALUES (?, ?, ?, ?, ?, ?)",
+                    [table, asset, partition_key, run_id, n, dt.datetime.now(dt.UTC)],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return n
+
+    def query(self, sql: str, params: list | None = None) -> pa.Table:
+        """Run a read query and return an Arrow table."""
+        with self.connect() as con:
+            return con.sql(sql, params=params or None).to_arrow_table()
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """Counts of one batch by source, by class and by quarantine reason."""
+
+    batch: str
+    by_source: list[tuple[str, int, int]]  # (source, admitted, quarantined)
+    by_class: list[tuple[str, int]]
+    by_reason: list[tuple[str, int]]
+
+
+def batch_summary(store: LineageStore, batch: str) -> BatchSummary:
+    """What the lineage store knows about one ingest batch."""
+    with store.connect() as con:
+        by_source = con.execute(
+            """
+            SELECT source, sum(admitted)::BIGINT, sum(quarantined)::BIGINT FROM (
+              SELECT source, 1 AS admitted, 0 AS quarantined FROM samples WHERE batch = ?
+              UNION ALL
+              SELECT source, 0, 1 FROM quarantine WHERE batch = ?
+            ) GROUP BY source ORDER BY source""",
+            [batch, batch],
+        ).fetchall()
+        by_class = con.execute(
+            "SELECT coalesce(label, '(unlabelled)') AS c, count(*) FROM samples "
+            "WHERE batch = ? GROUP BY c ORDER BY c",
+            [batch],
+        ).fetchall()
+        by_reason = con.execute(
+            "SELECT reason, count(*) FROM quarantine WHERE batch = ? GROUP BY reason ORDER BY 1",
+            [batch],
+        ).fetchall()
+    return BatchSummary(batch, by_source, by_class, by_reason)

@@ -1,0 +1,125 @@
+"""Typed records of the ingest stage, with their Arrow schemas beside them.
+
+The Arrow schema is the single source of truth for both the Parquet manifests and the
+DuckDB lineage tables (DuckDB creates its tables from it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+
+import pyarrow as pa
+
+
+def sample_id_of(data: bytes) -> str:
+    """Content address of an image: sha256 of its bytes as read."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class QuarantineReason(StrEnum):
+    """Why an input was not admitted; every quarantine row carries one."""
+
+    ZERO_BYTE = "zero_byte"
+    UNREADABLE = "unreadable"
+    TOO_LARGE_FILE = "too_large_file"
+    NOT_AN_IMAGE = "not_an_image"
+    CORRUPT = "corrupt"
+    TRUNCATED = "truncated"
+    DECOMPRESSION_BOMB = "decompression_bomb"
+    UNSUPPORTED_MODE = "unsupported_mode"
+    ODD_MODE = "odd_mode"  # normalisable, but the policy says quarantine
+    PATH_OUTSIDE_ROOT = "path_outside_root"
+    NOT_IN_LAYOUT = "not_in_layout"
+    UNLISTED_EXTENSION = "unlisted_extension"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One unique image of a batch (grain: one row per sample_id per batch)."""
+
+    sample_id: str
+    batch: str
+    source: str
+    source_kind: str
+    source_uris: list[str]
+    label: str | None
+    width: int
+    height: int
+    orig_width: int
+    orig_height: int
+    orig_format: str
+    orig_mode: str
+    normalisation: str  # what was done to reach RGB <= max_side; "" when nothing
+    gsd_m: float | None
+    sensor: str | None
+    lat: float | None
+    lon: float | None
+    acquisition_date: str | None
+    annotation_json: str | None
+    captions: list[str]
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    """One input that was not admitted, and why (grain: one row per rejected input)."""
+
+    batch: str
+    uri: str
+    source: str
+    source_kind: str
+    reason: str
+    detail: str
+    sample_id: str | None  # None when no bytes could be read
+
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("batch", pa.string()),
+        ("source", pa.string()),
+        ("source_kind", pa.string()),
+        ("source_uris", pa.list_(pa.string())),
+        ("label", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("orig_width", pa.int32()),
+        ("orig_height", pa.int32()),
+        ("orig_format", pa.string()),
+        ("orig_mode", pa.string()),
+        ("normalisation", pa.string()),
+        ("gsd_m", pa.float64()),
+        ("sensor", pa.string()),
+        ("lat", pa.float64()),
+        ("lon", pa.float64()),
+        ("acquisition_date", pa.string()),
+        ("annotation_json", pa.string()),
+        ("captions", pa.list_(pa.string())),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("batch", pa.string()),
+        ("uri", pa.string()),
+        ("source", pa.string()),
+        ("source_kind", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("sample_id", pa.string()),
+    ]
+)
+
+# Normalised RGB pixels, PNG-encoded, kept apart from the manifest so the manifest stays light.
+IMAGE_SCHEMA = pa.schema([("sample_id", pa.string()), ("png", pa.binary())])
+
+
+def to_table(records: list, schema: pa.Schema) -> pa.Table:
+    """Records (dataclasses) to an Arrow table of exactly `schema`."""
+    names = schema.names
+    if records:
+        assert [f.name for f in fields(records[0])] == names, "record and schema disagree"
+    rows = [asdict(r) for r in records]
+    columns = {name: [row[name] for row in rows] for name in names}
+    return pa.table(columns, schema=schema)

@@ -1,0 +1,62 @@
+"""User data as an ImageFolder (`<root>/<class>/<image>`) at any fsspec URL."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+from fsspec.core import url_to_fs
+
+from rs_pipeline.core.records import QuarantineReason
+from rs_pipeline.core.sources.base import RawItem
+from rs_pipeline.core.sources.files import read_bytes, url_prefix
+
+
+class ImageFolderSource:
+    """Every file under `<path>/<class>/`; class = folder name.
+
+    Files elsewhere in the tree, or with an unlisted extension, are not silently skipped:
+    they reach quarantine with their reason, so the batch's counts account for every file.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        extensions: tuple[str, ...],
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.storage_options = storage_options or {}
+
+    def iter_items(self, batch: str) -> Iterator[RawItem]:
+        """Files in sorted order, so ids and rows are deterministic."""
+        url = self.path.replace("{batch}", batch)
+        fs, root = url_to_fs(url, **self.storage_options)
+        if not fs.isdir(root):
+            raise FileNotFoundError(
+                f"imagefolder source {self.name!r}: {url} is not a folder; "
+                "set sources[].path to a folder of <class>/<image> files"
+            )
+        prefix = url_prefix(fs)
+        for path in sorted(fs.find(root)):
+            parts = posixpath.relpath(path, root).split("/")
+            label = parts[0] if len(parts) == 2 else None
+            if len(parts) != 2:
+                data, problem = None, (QuarantineReason.NOT_IN_LAYOUT, "not <class>/<file>")
+            elif not path.lower().endswith(self.extensions):
+                detail = f"extension not in {list(self.extensions)}"
+                data, problem = None, (QuarantineReason.UNLISTED_EXTENSION, detail)
+            else:
+                data, problem = read_bytes(fs, path)
+            yield RawItem(
+                uri=f"{prefix}{path}",
+                source=self.name,
+                source_kind="imagefolder",
+                data=data,
+                label=label,
+                problem=problem,
+            )

@@ -1,0 +1,115 @@
+"""User data listed in a manifest file (CSV, Parquet or JSONL) at any fsspec URL.
+
+Columns: `path` (required; relative to `root`, which defaults to the manifest's folder),
+optional `label`, `captions` (a list, or in CSV a JSON list or one caption), and metadata
+`gsd_m`, `sensor`, `lat`, `lon`, `acquisition_date`. Other columns are ignored. A path that
+resolves outside `root` is quarantined, never read.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+
+from rs_pipeline.core.records import QuarantineReason
+from rs_pipeline.core.sources.base import GeoMetadata, RawItem
+from rs_pipeline.core.sources.files import read_bytes, resolve_inside, url_prefix
+
+FORMATS = (".csv", ".parquet", ".jsonl", ".json")
+
+
+def read_manifest(fs, path: str) -> pa.Table:
+    """The manifest as an Arrow table; the format comes from the extension."""
+    lower = path.lower()
+    with fs.open(path, "rb") as fh:
+        if lower.endswith(".csv"):
+            return pacsv.read_csv(fh)
+        if lower.endswith(".parquet"):
+            return pq.read_table(fh)
+        if lower.endswith((".jsonl", ".json")):
+            return pajson.read_json(fh)
+    raise ValueError(f"manifest {path}: unsupported format; use one of {list(FORMATS)}")
+
+
+def _captions(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return tuple(str(v) for v in value if v is not None)
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            return tuple(str(v) for v in json.loads(text))
+        except json.JSONDecodeError:
+            pass
+    return (text,) if text else ()
+
+
+def _geo(row: dict[str, Any]) -> GeoMetadata:
+    def num(key: str) -> float | None:
+        v = row.get(key)
+        return None if v is None or v == "" else float(v)
+
+    date = row.get("acquisition_date")
+    return GeoMetadata(
+        gsd_m=num("gsd_m"),
+        sensor=row.get("sensor"),
+        lat=num("lat"),
+        lon=num("lon"),
+        acquisition_date=None if date is None else str(date),
+    )
+
+
+class ManifestSource:
+    """One input per manifest row, in file order."""
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        root: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.root = root
+        self.storage_options = storage_options or {}
+
+    def iter_items(self, batch: str) -> Iterator[RawItem]:
+        """Rows of the manifest, each resolved inside the root and read."""
+        url = self.path.replace("{batch}", batch)
+        fs, mpath = url_to_fs(url, **self.storage_options)
+        table = read_manifest(fs, mpath)
+        if "path" not in table.column_names:
+            raise ValueError(f"manifest {url}: needs a `path` column; found {table.column_names}")
+        root = url_to_fs(self.root.replace("{batch}", batch))[1] if self.root else None
+        root = root or posixpath.dirname(mpath)
+        prefix = url_prefix(fs)
+        for row in table.to_pylist():
+            rel = str(row["path"])
+            resolved = resolve_inside(root, rel)
+            if resolved is None:
+                data, problem = None, (QuarantineReason.PATH_OUTSIDE_ROOT, f"{rel} not in {root}")
+                uri = rel
+            else:
+                data, problem = read_bytes(fs, resolved)
+                uri = f"{prefix}{resolved}"
+            label = row.get("label")
+            yield RawItem(
+                uri=uri,
+                source=self.name,
+                source_kind="manifest",
+                data=data,
+                label=None if label in (None, "") else str(label),
+                geo=_geo(row),
+                captions=_captions(row.get("captions")),
+                problem=problem,
+            )

@@ -1,0 +1,24 @@
+"""The code location: `dagster dev -w workspace.yaml`, `dg check defs`, the webserver and daemon.
+
+`RS_PIPELINE_CONFIG` selects the configuration (a preset name or a YAML path; default `demo`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from rs_pipeline.defs.ingest.assets import rs_images
+from rs_pipeline.defs.resources import build_resources
+
+ASSETS = [rs_images]
+
+
+def build_definitions(config: str | None = None) -> dg.Definitions:
+    """Definitions for one configuration."""
+    spec = config or os.environ.get("RS_PIPELINE_CONFIG", "demo")
+    return dg.Definitions(assets=ASSETS, resources=build_resources(spec))
+
+
+defs = build_definitions()

@@ -1,0 +1,53 @@
+import pytest
+
+from rs_pipeline.core.config import ConfigError, config_from_dict, load_config
+
+
+def test_presets_load_and_tiny_is_small():
+    tiny, demo = load_config("tiny"), load_config("demo")
+    assert tiny.preset == "tiny" and demo.preset == "demo"
+    assert sum(getattr(s, "count", 0) for s in tiny.sources) < sum(
+        getattr(s, "count", 0) for s in demo.sources
+    )
+
+
+def test_unknown_key_fails_naming_key_and_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"ingest": {"max_sid": 64}})
+    assert "ingest" in str(err.value) and "max_sid" in str(err.value)
+    assert "max_side" in str(err.value)  # the allowed keys are listed
+
+
+def test_bad_value_names_the_key_and_allowed_values():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"ingest": {"odd_mode_policy": "ignore"}})
+    assert "ingest.odd_mode_policy" in str(err.value)
+    assert "'normalise' or 'quarantine'" in str(err.value)
+
+
+def test_unknown_source_kind_lists_the_kinds():
+    with pytest.raises(ConfigError, match="synthrs.*sentinel2.*imagefolder.*manifest"):
+        config_from_dict({"sources": [{"kind": "flickr"}]})
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ConfigError, match="allowed presets: tiny, demo"):
+        config_from_dict({"preset": "huge"})
+
+
+def test_yaml_file_overrides_its_preset(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: tiny\ningest:\n  max_side: 96\n")
+    cfg = load_config(path)
+    assert cfg.ingest.max_side == 96
+    assert cfg.sources == load_config("tiny").sources
+
+
+def test_duplicate_source_names_fail_before_work():
+    with pytest.raises(ConfigError, match="names must be unique"):
+        config_from_dict({"sources": [{"kind": "synthrs"}, {"kind": "synthrs"}]})
+
+
+def test_missing_file_is_neither_preset_nor_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="neither a preset"):
+        load_config(tmp_path / "absent.yaml")
