@@ -111,8 +111,11 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-# Normalised RGB pixels, PNG-encoded, kept apart from the manifest so the manifest stays light.
-IMAGE_SCHEMA = pa.schema([("sample_id", pa.string()), ("png", pa.binary())])
+# Normalised RGB images, kept apart from the manifest so the manifest stays light. `data` is the
+# original file when it needed no change (JPEG/PNG, RGB, within max_side), else a PNG.
+IMAGE_SCHEMA = pa.schema(
+    [("sample_id", pa.string()), ("format", pa.string()), ("data", pa.binary())]
+)
 
 
 def to_table(records: list, schema: pa.Schema) -> pa.Table:

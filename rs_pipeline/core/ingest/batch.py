@@ -43,10 +43,14 @@ class IngestResult:
     counts: IngestCounts
 
 
-def _png(decoded: Decoded) -> bytes:
+def _stored_bytes(decoded: Decoded, original: bytes) -> tuple[str, bytes]:
+    """(format, bytes) to keep: the original when it is already a plain RGB JPEG/PNG (no
+    re-encoding loss, and the costliest step skipped), else a PNG of the normalised pixels."""
+    if not decoded.normalisation and decoded.orig_format in ("JPEG", "PNG"):
+        return decoded.orig_format, original
     buf = io.BytesIO()
     decoded.image.save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    return "PNG", buf.getvalue()
 
 
 def _sample(item: RawItem, sid: str, batch: str, dec: Decoded) -> Sample:
@@ -82,7 +86,7 @@ def _reject(item: RawItem, batch: str, reason: str, detail: str, sid: str | None
 def ingest_items(
     items: Iterable[RawItem], batch: str, cfg: IngestConfig, image_sink
 ) -> IngestResult:
-    """Account for every item; `image_sink(sample_id, png)` receives each normalised image."""
+    """Account for every item; `image_sink(sample_id, format, data)` receives each image."""
     counts = IngestCounts()
     samples: dict[str, Sample] = {}
     quarantine: list[QuarantineRow] = []
@@ -109,7 +113,7 @@ def ingest_items(
             quarantine.append(_reject(item, batch, decoded.reason, decoded.detail, sid))
             continue
         samples[sid] = _sample(item, sid, batch, decoded)
-        image_sink(sid, _png(decoded))
+        image_sink(sid, *_stored_bytes(decoded, item.data))
     counts.unique = len(samples)
     counts.quarantined = len(quarantine)
     counts.by_reason = Counter(q.reason for q in quarantine)

@@ -65,10 +65,12 @@ def run_ingest(
     sources = [build_source(s) for s in cfg.sources]
     items = chain.from_iterable(src.iter_items(batch) for src in sources)
     images = TableWriter(store, IMAGE_SCHEMA, folder, "images.parquet")
+
+    def keep_image(sample_id: str, fmt: str, data: bytes) -> None:
+        images.write({"sample_id": sample_id, "format": fmt, "data": data})
+
     try:
-        result = ingest_items(
-            items, batch, cfg.ingest, lambda sid, png: images.write({"sample_id": sid, "png": png})
-        )
+        result = ingest_items(items, batch, cfg.ingest, keep_image)
     except BaseException:
         images.abort()
         raise

@@ -11,7 +11,9 @@ def item(uri: str, data: bytes | None, problem=None, label="forest") -> RawItem:
 
 def run(items):
     images = {}
-    result = ingest_items(items, "b1", IngestConfig(max_side=64), images.__setitem__)
+    result = ingest_items(
+        items, "b1", IngestConfig(max_side=64), lambda sid, fmt, data: images.__setitem__(sid, data)
+    )
     return result, images
 
 
