@@ -89,7 +89,7 @@ def main() -> None:
         tmp = Path(tmp)
         render_rate = render_synthrs(tmp / "synthrs", args.synthrs)
         notes.append(f"SynthRS rendering alone: {render_rate:,.0f} tiles/s (64 px, PNG).")
-        rows.append(measure(f"SynthRS 64 px PNG", tmp / "synthrs", tmp / "w1", args.repeats))
+        rows.append(measure("SynthRS 64 px PNG", tmp / "synthrs", tmp / "w1", args.repeats))
         if RSSCN7.is_dir():
             rows.append(measure("RSSCN7 128 px JPEG", RSSCN7, tmp / "w2", args.repeats))
         else:

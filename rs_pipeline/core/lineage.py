@@ -18,7 +18,12 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock
 
-from rs_pipeline.core.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
+from rs_pipeline.core.records import (
+    CAPTION_SCHEMA,
+    PAIR_SCHEMA,
+    QUARANTINE_SCHEMA,
+    SAMPLE_SCHEMA,
+)
 
 # Every lineage row says which asset, partition and run wrote it.
 _PROVENANCE = [("asset", pa.string()), ("partition_key", pa.string()), ("run_id", pa.string())]
@@ -26,6 +31,8 @@ _PROVENANCE = [("asset", pa.string()), ("partition_key", pa.string()), ("run_id"
 TABLES: dict[str, pa.Schema] = {
     "samples": SAMPLE_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
+    "captions": CAPTION_SCHEMA,
+    "pairs": PAIR_SCHEMA,
 }
 
 _WRITES_DDL = """

@@ -1,4 +1,4 @@
-"""Typed records of the ingest stage, with their Arrow schemas beside them.
+"""Typed records of the pipeline's tables, with their Arrow schemas beside them.
 
 The Arrow schema is the single source of truth for both the Parquet manifests and the
 DuckDB lineage tables (DuckDB creates its tables from it).
@@ -115,6 +115,85 @@ QUARANTINE_SCHEMA = pa.schema(
 # original file when it needed no change (JPEG/PNG, RGB, within max_side), else a PNG.
 IMAGE_SCHEMA = pa.schema(
     [("sample_id", pa.string()), ("format", pa.string()), ("data", pa.binary())]
+)
+
+
+@dataclass(frozen=True)
+class CaptionRow:
+    """One candidate caption of one image (grain of `caption_candidates`).
+
+    `quality` is the ground-truth quality in [0, 1] where it is known (SynthRS), else None.
+    """
+
+    caption_id: str
+    batch: str
+    sample_id: str
+    captioner_id: str
+    text: str
+    degradation: str | None
+    status: str  # "ok" | "failed"
+    error: str | None
+    quality: float | None
+
+
+def caption_id_of(sample_id: str, captioner_id: str, text: str) -> str:
+    """hash(sample_id, captioner id, text): the same caption of the same image, same id."""
+    return hashlib.sha256(f"{sample_id}\x1f{captioner_id}\x1f{text}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """chosen > rejected for one image, from a judge, a VQA reference or an imported file."""
+
+    pair_id: str
+    batch: str
+    sample_id: str
+    kind: str  # "caption" | "vqa_closed" | "vqa_open" | "imported"
+    question: str | None
+    chosen: str
+    rejected: str
+    chosen_caption_id: str | None
+    rejected_caption_id: str | None
+    judge: str
+    margin: float | None
+    split: str  # "train" | "val"
+
+
+def pair_id_of(sample_id: str, kind: str, question: str | None, chosen: str, rejected: str) -> str:
+    """Content id of a pair."""
+    key = "\x1f".join([sample_id, kind, question or "", chosen, rejected])
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+CAPTION_SCHEMA = pa.schema(
+    [
+        ("caption_id", pa.string()),
+        ("batch", pa.string()),
+        ("sample_id", pa.string()),
+        ("captioner_id", pa.string()),
+        ("text", pa.string()),
+        ("degradation", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("quality", pa.float64()),
+    ]
+)
+
+PAIR_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("batch", pa.string()),
+        ("sample_id", pa.string()),
+        ("kind", pa.string()),
+        ("question", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("chosen_caption_id", pa.string()),
+        ("rejected_caption_id", pa.string()),
+        ("judge", pa.string()),
+        ("margin", pa.float64()),
+        ("split", pa.string()),
+    ]
 )
 
 
