@@ -9,10 +9,11 @@ import os
 
 import dagster as dg
 
+from rs_pipeline.defs.captions.assets import caption_candidates, preference_pairs
 from rs_pipeline.defs.ingest.assets import rs_images
 from rs_pipeline.defs.resources import build_resources
 
-ASSETS = [rs_images]
+ASSETS = [rs_images, caption_candidates, preference_pairs]
 
 
 def build_definitions(config: str | None = None) -> dg.Definitions:

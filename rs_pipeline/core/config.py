@@ -98,6 +98,7 @@ class StorageConfig(Section):
 
     root: str = ".rs_home/artifacts"
     lineage_db: str = Field(".rs_home/lineage.duckdb", description="a local file path")
+    work_dir: str = Field(".rs_home/work", description="local scratch: resumable checkpoints")
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -204,6 +205,68 @@ class PairsConfig(Section):
     import_image_root: str | None = None
 
 
+class TrainStageSettings(Section):
+    """One stage of score-model training: head, then vision tower, then text tower."""
+
+    stage: Literal["head", "vision", "text"]
+    lr: float = Field(gt=0)
+    steps: int = Field(ge=1)
+    warmup_steps: int = Field(0, ge=0)
+
+
+def _default_stages() -> tuple[TrainStageSettings, ...]:
+    # Measured on the tiny CLIP towers: the head learns at 1e-3; the towers need ~10x less.
+    return (
+        TrainStageSettings(stage="head", lr=1e-3, steps=150, warmup_steps=10),
+        TrainStageSettings(stage="vision", lr=1e-4, steps=60, warmup_steps=5),
+        TrainStageSettings(stage="text", lr=1e-4, steps=60, warmup_steps=5),
+    )
+
+
+class ScorerSpec(Section):
+    """One scorer: a learned backend to train (or a checkpoint to register) or a baseline."""
+
+    name: str = Field(description="readable part of the scorer_version, e.g. clip-head")
+    backend: Literal["clip_head", "qwen2vl_reward", "clipscore", "random"]
+    clip_model: str = Field("rs-resnet-tiny-64", description="open_clip config (clip backends)")
+    clip_weights: str | None = Field(None, description="local safetensors CLIP weights")
+    warm_start_steps: int = Field(
+        100, ge=0, description="contrastive steps on the pool before ranking (no clip_weights)"
+    )
+    checkpoint: str | None = Field(None, description="register this local checkpoint instead")
+    stages: tuple[TrainStageSettings, ...] = Field(default_factory=_default_stages)
+    batch_size: int = Field(32, ge=2)
+    grad_clip: float = Field(1.0, gt=0)
+    eval_every: int = Field(25, ge=1)
+    patience: int = Field(4, ge=1)
+    seed: int = 0
+
+
+def _default_scorers() -> tuple[ScorerSpec, ...]:
+    return (
+        ScorerSpec(name="clip-head", backend="clip_head"),
+        ScorerSpec(name="clipscore", backend="clipscore"),
+        ScorerSpec(name="random", backend="random"),
+    )
+
+
+class ScoringConfig(Section):
+    """Score models: which exist, which is current, and how inference runs."""
+
+    scorers: tuple[ScorerSpec, ...] = Field(default_factory=_default_scorers)
+    current: str = Field("clip-head", description="the scorer name nightly runs use")
+    min_val_accuracy: float = Field(0.6, ge=0, le=1, description="score_model check threshold")
+    score_batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _current_exists(self) -> ScoringConfig:
+        names = [s.name for s in self.scorers]
+        if self.current not in names:
+            raise ValueError(f"scoring.current {self.current!r} is not among scorers {names}")
+        return self
+
+
 class PipelineConfig(Section):
     """The whole pipeline's configuration."""
 
@@ -212,6 +275,7 @@ class PipelineConfig(Section):
     ingest: IngestConfig = IngestConfig()
     captions: CaptionsConfig = CaptionsConfig()
     pairs: PairsConfig = PairsConfig()
+    scoring: ScoringConfig = ScoringConfig()
     storage: StorageConfig = StorageConfig()
     compute: ComputeConfig = ComputeConfig()
 

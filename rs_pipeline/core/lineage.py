@@ -23,6 +23,7 @@ from rs_pipeline.core.records import (
     PAIR_SCHEMA,
     QUARANTINE_SCHEMA,
     SAMPLE_SCHEMA,
+    SCORE_SCHEMA,
 )
 
 # Every lineage row says which asset, partition and run wrote it.
@@ -33,6 +34,7 @@ TABLES: dict[str, pa.Schema] = {
     "quarantine": QUARANTINE_SCHEMA,
     "captions": CAPTION_SCHEMA,
     "pairs": PAIR_SCHEMA,
+    "scores": SCORE_SCHEMA,
 }
 
 _WRITES_DDL = """

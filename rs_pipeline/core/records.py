@@ -197,6 +197,18 @@ PAIR_SCHEMA = pa.schema(
 )
 
 
+# One score per (image, text) under one scorer version (grain of `pair_scores`).
+SCORE_SCHEMA = pa.schema(
+    [
+        ("scorer_version", pa.string()),
+        ("batch", pa.string()),
+        ("sample_id", pa.string()),
+        ("caption_id", pa.string()),
+        ("score", pa.float64()),
+    ]
+)
+
+
 def to_table(records: list, schema: pa.Schema) -> pa.Table:
     """Records (dataclasses) to an Arrow table of exactly `schema`."""
     names = schema.names

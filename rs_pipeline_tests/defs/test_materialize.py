@@ -46,7 +46,11 @@ def test_tiny_preset_materializes_end_to_end_with_passing_checks(tiny_config):
     assert {c.check_name: c.passed for c in checks} == {
         "unique_sample_ids": True,
         "counts_reconcile": True,
+        "no_image_in_both_splits": True,
     }
+    events = result.get_asset_materialization_events()
+    materialized = {e.materialization.asset_key.to_user_string() for e in events}
+    assert materialized == {"rs_images", "caption_candidates", "preference_pairs"}
     manifest = pq.read_table(f"{cfg.storage.root}/rs_images/batch=2026-11-28/samples.parquet")
     assert manifest.num_rows == md["unique"].value
     assert set(manifest.column("source").to_pylist()) == {"synthrs", "sentinel2"}

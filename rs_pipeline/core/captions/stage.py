@@ -1,0 +1,87 @@
+"""The `caption_candidates` stage: every enabled captioner over one ingested batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.captions.oracle import caption_quality
+from rs_pipeline.core.captions.registry import build_captioners
+from rs_pipeline.core.captions.views import iter_views
+from rs_pipeline.core.config import PipelineConfig
+from rs_pipeline.core.device import resolve_device
+from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.records import CAPTION_SCHEMA, CaptionRow, caption_id_of, to_table
+
+ASSET = "caption_candidates"
+
+
+def captions_dir(batch: str) -> str:
+    """Folder of one batch's candidates under the artifact root."""
+    return f"{ASSET}/batch={check_batch_key(batch)}"
+
+
+@dataclass(frozen=True)
+class CaptionReport:
+    """What the stage wrote, per captioner and per degradation."""
+
+    batch: str
+    images: int
+    candidates: int
+    failed: int
+    duplicates_dropped: int
+    by_captioner: dict[str, int]
+    by_degradation: dict[str, int]
+    mean_quality_by_captioner: dict[str, float]
+    url: str
+
+
+def run_captions(
+    cfg: PipelineConfig, batch: str, store: ArtifactStore, lineage: LineageStore, run_id: str
+) -> CaptionReport:
+    """Caption every image of `batch`; one row per (image, captioner, text)."""
+    captioners = build_captioners(cfg.captions, resolve_device(cfg.compute.device))
+    rows: dict[str, CaptionRow] = {}
+    images = duplicates = 0
+    for chunk in iter_views(store, batch, cfg.captions.chunk_size):
+        images += len(chunk)
+        truth = {v.sample_id: v.annotation for v in chunk}
+        for captioner in captioners:
+            for cand in captioner.caption(chunk):
+                cid = caption_id_of(cand.sample_id, cand.captioner_id, cand.text)
+                if cid in rows:  # the same captioner wrote the same text twice for an image
+                    duplicates += 1
+                    continue
+                ann = truth[cand.sample_id]
+                ok = cand.status == "ok"
+                quality = caption_quality(cand.text, ann) if ann is not None and ok else None
+                rows[cid] = CaptionRow(
+                    cid, batch, cand.sample_id, cand.captioner_id, cand.text,
+                    cand.degradation, cand.status, cand.error, quality,
+                )  # fmt: skip
+    table = to_table(list(rows.values()), CAPTION_SCHEMA)
+    url = store.write_table(table, captions_dir(batch), "captions.parquet")
+    lineage.replace_partition("captions", table, asset=ASSET, partition_key=batch, run_id=run_id)
+    return _report(batch, images, duplicates, list(rows.values()), url)
+
+
+def _report(batch: str, images: int, duplicates: int, rows: list[CaptionRow], url: str):
+    by_captioner = Counter(r.captioner_id for r in rows)
+    by_degradation = Counter((r.degradation or "").split(":", 1)[0] for r in rows if r.degradation)
+    qualities: dict[str, list[float]] = {}
+    for r in rows:
+        if r.quality is not None:
+            qualities.setdefault(r.captioner_id, []).append(r.quality)
+    return CaptionReport(
+        batch=batch,
+        images=images,
+        candidates=len(rows),
+        failed=sum(r.status == "failed" for r in rows),
+        duplicates_dropped=duplicates,
+        by_captioner=dict(sorted(by_captioner.items())),
+        by_degradation=dict(sorted(by_degradation.items())),
+        mean_quality_by_captioner={k: round(sum(v) / len(v), 4) for k, v in qualities.items()},
+        url=url,
+    )

@@ -1,0 +1,1 @@
+"""Model architectures the pipeline builds locally (never downloaded)."""

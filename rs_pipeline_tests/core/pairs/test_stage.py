@@ -1,0 +1,112 @@
+"""The data engine end to end on the tiny preset: ingest, caption, judge, pair."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.captions.stage import run_captions
+from rs_pipeline.core.config import load_config
+from rs_pipeline.core.ingest.stage import run_ingest
+from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.pairs.stage import run_pairs
+from rs_pipeline_tests.factories import encode, noise_rgb, write_config
+
+
+def engine(config_path: str, batch: str = "b1"):
+    cfg = load_config(config_path)
+    store, lineage = ArtifactStore(cfg.storage.root), LineageStore(cfg.storage.lineage_db)
+    ingest = run_ingest(cfg, batch, store, lineage, "r1")
+    captions = run_captions(cfg, batch, store, lineage, "r1")
+    pairs = run_pairs(cfg, batch, store, lineage, "r1")
+    return store, lineage, ingest, captions, pairs
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return engine(write_config(tmp_path_factory.mktemp("engine")))
+
+
+def test_candidates_come_from_every_enabled_captioner_with_true_quality(tiny_run):
+    store, _, ingest, captions, _ = tiny_run
+    assert set(captions.by_captioner) >= {"template/v1", "degrader/v1", "degrader/v1:faithful"}
+    rows = pq.read_table(captions.url).to_pylist()
+    by_source = {r["sample_id"]: r["source"] for r in
+                 store.read_table("rs_images/batch=b1/samples.parquet").to_pylist()}  # fmt: skip
+    for r in rows:
+        known = by_source[r["sample_id"]] == "synthrs"
+        assert (r["quality"] is not None) == known  # ground truth only where it exists
+    assert (
+        captions.mean_quality_by_captioner["degrader/v1:faithful"]
+        > (captions.mean_quality_by_captioner["degrader/v1"])
+    )
+    assert set(captions.by_degradation) <= {
+        "hallucinated_object", "wrong_count", "wrong_class", "wrong_position", "wrong_colour",
+        "generic", "truncated", "garbled",
+    }  # fmt: skip
+
+
+def test_caption_pairs_put_the_oracle_best_first(tiny_run):
+    store, *_, pairs = tiny_run
+    rows = pq.read_table(pairs.url).to_pylist()
+    caption_pairs = [r for r in rows if r["kind"] == "caption"]
+    assert caption_pairs and all(r["margin"] > 0 for r in caption_pairs)
+    assert {r["judge"] for r in caption_pairs} == {"oracle/v1"}
+    # The unlabelled Sentinel-2 chips have one honest metadata caption each: nothing to rank.
+    assert pairs.skipped["fewer_than_2_candidates"] == 8
+
+
+def test_vqa_pairs_reject_wrong_answers_and_filter_right_ones(tiny_run):
+    *_, pairs = tiny_run
+    rows = pq.read_table(pairs.url).to_pylist()
+    vqa = [r for r in rows if r["kind"].startswith("vqa")]
+    assert vqa and all(r["question"] and r["chosen"] != r["rejected"] for r in vqa)
+    assert pairs.vqa["filtered_already_right"] > 0
+
+
+def test_no_image_is_in_both_splits_and_both_splits_exist(tiny_run):
+    *_, pairs = tiny_run
+    assert pairs.samples_in_both_splits == 0
+    assert pairs.by_split["train"] > 0 and pairs.by_split["val"] > 0
+
+
+def test_label_consistency_agreement_with_oracle_is_measured(tiny_run):
+    *_, pairs = tiny_run
+    rate = pairs.agreement_with_oracle["label-consistency/v1"]
+    assert rate is not None and 0.0 <= rate <= 1.0
+
+
+def test_lineage_holds_captions_and_pairs_of_the_batch(tiny_run):
+    _, lineage, _, captions, pairs = tiny_run
+    n_caps = lineage.query("SELECT count(*) FROM captions WHERE batch = 'b1'").column(0)[0]
+    n_pairs = lineage.query("SELECT count(*) FROM pairs WHERE batch = 'b1'").column(0)[0]
+    assert n_caps.as_py() == captions.candidates
+    assert n_pairs.as_py() == sum(pairs.by_kind.values())
+
+
+def test_fixed_seed_gives_identical_candidates_and_pairs(tmp_path, tiny_run):
+    *_, captions, pairs = tiny_run
+    _, _, _, captions2, pairs2 = engine(write_config(tmp_path))
+    sort = lambda t: sorted(t.to_pylist(), key=lambda r: json.dumps(r, sort_keys=True))  # noqa: E731
+    assert sort(pq.read_table(captions.url)) == sort(pq.read_table(captions2.url))
+    assert sort(pq.read_table(pairs.url)) == sort(pq.read_table(pairs2.url))
+
+
+def test_imported_rsrm_pairs_attach_to_ingested_images(tmp_path):
+    folder = tmp_path / "user" / "forest"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(encode(noise_rgb(seed=9), "PNG"))
+    prefs = tmp_path / "prefs.json"
+    prefs.write_text(json.dumps([
+        {"chosen": "dense forest", "rejected": ["a beach", "a city"], "image_path": "forest/a.png"},
+        {"chosen": "x", "rejected": "y", "image_path": "forest/missing.png"},
+    ]))  # fmt: skip
+    config = write_config(
+        tmp_path,
+        sources=[{"kind": "imagefolder", "name": "user", "path": str(tmp_path / "user")}],
+        pairs={"import_files": [str(prefs)], "import_image_root": str(tmp_path / "user")},
+    )
+    *_, pairs = engine(config)
+    assert pairs.by_kind["imported"] == 2
+    assert pairs.imports["attached_pairs"] == 2 and pairs.imports["image_missing"] == 1
