@@ -110,3 +110,18 @@ def test_imported_rsrm_pairs_attach_to_ingested_images(tmp_path):
     *_, pairs = engine(config)
     assert pairs.by_kind["imported"] == 2
     assert pairs.imports["attached_pairs"] == 2 and pairs.imports["image_missing"] == 1
+
+
+@pytest.mark.slow
+def test_tiny_vlm_captions_and_answers_run_through_the_stages(tmp_path):
+    config = write_config(
+        tmp_path,
+        captions={"vlm": {"enabled": True, "checkpoint": "tiny", "max_new_tokens": 8}},
+        pairs={"vqa": {"answerer": "vlm", "max_per_image": 2}},
+    )
+    _, _, ingest, captions, pairs = engine(config)
+    assert captions.by_captioner["vlm:qwen2vl-tiny@p1"] == ingest.counts.unique
+    # An untrained model answers wrongly (or not at all); each wrong answer is a rejected side.
+    asked = sum(v for k, v in pairs.vqa.items() if k.startswith("asked_"))
+    accounted = pairs.vqa["filtered_already_right"] + pairs.vqa["no_answer"]
+    assert asked == accounted + pairs.by_kind["vqa_closed"] + pairs.by_kind["vqa_open"]
