@@ -132,6 +132,7 @@ class RetrievalCaptionerConfig(Section):
     """Real human captions matched by scene class from a caption corpus (CSV/JSONL)."""
 
     enabled: bool = False
+    name: str = Field("corpus", description="names the captioner: retrieval:<name>/v1")
     corpus: tuple[str, ...] = Field((), description="caption files, e.g. RSICD.csv, RSITMD.csv")
     label_map: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="your class -> corpus labels; built-in aliases else"

@@ -73,7 +73,7 @@ def build_captioners(cfg: CaptionsConfig, device: str = "cpu") -> list[Captioner
         out.append(
             RetrievalCaptioner(
                 load_corpus(cfg.retrieval.corpus),
-                "corpus",
+                cfg.retrieval.name,
                 cfg.retrieval.label_map,
                 cfg.retrieval.per_image,
                 cfg.seed,
