@@ -37,11 +37,15 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Materialize the asset graph for one batch on the local Dagster instance."""
-    from rs_pipeline.launch import materialize_batch
+    from rs_pipeline.launch import materialize_batch, materialize_scorers
 
     result = materialize_batch(args.config, args.batch)
     print(result.describe())
-    return 0 if result.success else 1
+    if not result.success:
+        return 1
+    scored = materialize_scorers(args.config, [args.batch])
+    print(scored.describe())
+    return 0 if scored.success else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

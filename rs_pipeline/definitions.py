@@ -12,8 +12,10 @@ import dagster as dg
 from rs_pipeline.defs.captions.assets import caption_candidates, preference_pairs
 from rs_pipeline.defs.ingest.assets import rs_images
 from rs_pipeline.defs.resources import build_resources
+from rs_pipeline.defs.scoring.assets import pair_scores, score_model
 
-ASSETS = [rs_images, caption_candidates, preference_pairs]
+BATCH_ASSETS = [rs_images, caption_candidates, preference_pairs]
+ASSETS = [*BATCH_ASSETS, score_model, pair_scores]
 
 
 def build_definitions(config: str | None = None) -> dg.Definitions:

@@ -9,9 +9,11 @@ import dagster as dg
 
 from rs_pipeline.core.config import load_config
 from rs_pipeline.core.ingest.stage import check_batch_key
-from rs_pipeline.definitions import ASSETS
-from rs_pipeline.defs.partitions import batch_partitions
+from rs_pipeline.core.scoring.versions import versions
+from rs_pipeline.definitions import BATCH_ASSETS
+from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions
 from rs_pipeline.defs.resources import build_resources
+from rs_pipeline.defs.scoring.assets import pair_scores, score_model
 
 
 @dataclass
@@ -55,12 +57,43 @@ def materialize_batch(config: str, batch: str, instance: dg.DagsterInstance | No
     instance = instance or _instance()
     instance.add_dynamic_partitions(batch_partitions.name, [batch])
     result = dg.materialize(
-        ASSETS, partition_key=batch, resources=build_resources(config), instance=instance
+        BATCH_ASSETS, partition_key=batch, resources=build_resources(config), instance=instance
     )
-    metadata = {}
+    return LaunchResult(
+        result.success, batch, cfg.storage.root, cfg.storage.lineage_db, _metadata(result)
+    )
+
+
+def _metadata(result, suffix: str = "") -> dict[str, dict]:
+    out = {}
     for event in result.get_asset_materialization_events():
         mat = event.materialization
-        metadata[mat.asset_key.to_user_string()] = {
+        out[mat.asset_key.to_user_string() + suffix] = {
             k: getattr(v, "value", v) for k, v in mat.metadata.items()
         }
-    return LaunchResult(result.success, batch, cfg.storage.root, cfg.storage.lineage_db, metadata)
+    return out
+
+
+def materialize_scorers(
+    config: str, batches: list[str], instance: dg.DagsterInstance | None = None
+) -> LaunchResult:
+    """Train/register every configured scorer version, then score each batch with it."""
+    cfg = load_config(config)
+    instance = instance or _instance()
+    resources, metadata, success = build_resources(config), {}, True
+    for version in versions(cfg.scoring):
+        instance.add_dynamic_partitions(scorer_partitions.name, [version])
+        done = dg.materialize(
+            [score_model], partition_key=version, resources=resources, instance=instance
+        )
+        success &= done.success
+        metadata |= _metadata(done, f"[{version}]")
+        for batch in batches:
+            key = dg.MultiPartitionKey({"scorer_version": version, "batch": batch})
+            done = dg.materialize(
+                [pair_scores], partition_key=key, resources=resources, instance=instance
+            )
+            success &= done.success
+            metadata |= _metadata(done, f"[{version}|{batch}]")
+    return LaunchResult(success, ",".join(batches), cfg.storage.root, cfg.storage.lineage_db,
+                        metadata)  # fmt: skip

@@ -4,3 +4,11 @@ import dagster as dg
 
 # One partition per ingest drop (e.g. a date); added by the nightly sensor, the CLI or the UI.
 batch_partitions = dg.DynamicPartitionsDefinition(name="batch")
+
+# One partition per scorer version (`clip-head-3f9a1c`); a new scorer is a new key to backfill.
+scorer_partitions = dg.DynamicPartitionsDefinition(name="scorer_version")
+
+# pair_scores: every scorer version over every batch.
+scores_partitions = dg.MultiPartitionsDefinition(
+    {"scorer_version": scorer_partitions, "batch": batch_partitions}
+)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "kinds": sorted(spec.kinds),
             "code_version": spec.code_version,
             "pools": sorted(node.pools or []),
+            "op_tags": sorted(node.assets_def.op.tags),
             "checks": sorted(c.name for c in node.assets_def.check_specs if c.asset_key == key),
         }
     return out
@@ -56,18 +58,23 @@ def test_definitions_load_with_resources_for_every_asset():
     assert {"settings", "artifacts", "lineage"} <= set(defs.resources)
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RS_PIPELINE_CONFIG": "tiny"}
+def _run(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    # A fresh instance home with the repository's dagster.yaml: a clean clone has no other.
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "RS_PIPELINE_CONFIG": "tiny", "DAGSTER_HOME": str(home)}
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
 
-def test_dagster_definitions_validate_passes():
-    done = _run([str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"])
+def test_dagster_definitions_validate_passes(tmp_path):
+    done = _run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"], tmp_path / "h"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation successful" in done.stdout + done.stderr
 
 
-def test_dg_check_defs_passes():
-    done = _run([str(BIN / "dg"), "check", "defs"])
+def test_dg_check_defs_passes(tmp_path):
+    done = _run([str(BIN / "dg"), "check", "defs"], tmp_path / "h")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All definitions loaded successfully" in done.stdout + done.stderr

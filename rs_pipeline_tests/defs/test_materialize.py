@@ -11,7 +11,7 @@ import pytest
 
 from rs_pipeline.core.config import load_config
 from rs_pipeline.core.lineage import LineageStore
-from rs_pipeline.definitions import ASSETS
+from rs_pipeline.definitions import BATCH_ASSETS
 from rs_pipeline.defs.resources import build_resources
 from rs_pipeline.launch import materialize_batch
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 def materialize(config: str, batch: str, instance):
     instance.add_dynamic_partitions("batch", [batch])
     return dg.materialize(
-        ASSETS, partition_key=batch, resources=build_resources(config), instance=instance
+        BATCH_ASSETS, partition_key=batch, resources=build_resources(config), instance=instance
     )
 
 

@@ -1,0 +1,62 @@
+"""One interface for every scorer: learned (trainable) or baseline.
+
+A scorer maps image-text pairs (optionally with a question) to one float each; higher means a
+better caption/answer for that image. Learned scorers are `nn.Module`s that split preparation
+(CPU work, usable in a DataLoader's collate_fn) from the differentiable forward pass, and name
+the parameters each training stage may update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+from PIL import Image
+
+Stage = Literal["head", "vision", "text"]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores pairs: `score(images, texts, questions=None) -> list[float]`."""
+
+    backend: str
+
+    def score(
+        self,
+        images: Sequence[Image.Image],
+        texts: Sequence[str],
+        questions: Sequence[str | None] | None = None,
+    ) -> list[float]: ...
+
+
+@runtime_checkable
+class TrainableScorer(Scorer, Protocol):
+    """A scorer the staged trainer can fit (an `nn.Module`)."""
+
+    def prepare(
+        self,
+        images: Sequence[Image.Image],
+        texts: Sequence[str],
+        questions: Sequence[str | None] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Tensors for `forward`; pure CPU work, safe in a DataLoader worker."""
+        ...
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        """Scores (B,), softplus-positive, differentiable."""
+        ...
+
+    def stage_parameters(self, stage: Stage) -> list[torch.nn.Parameter]:
+        """Parameters updated in a training stage: head; vision tower + head; text + head."""
+        ...
+
+    def save(self, path: str | Path) -> None:
+        """safetensors weights + a JSON config in a folder (never pickle)."""
+        ...
+
+    def config_dict(self) -> dict[str, Any]:
+        """The JSON-able config that rebuilds this scorer's architecture."""
+        ...

@@ -1,0 +1,266 @@
+"""Staged training of a learned scorer on preference pairs, as in the paper.
+
+Stage 1 trains the head only; stage 2 the vision tower + head; stage 3 the language/text tower
++ head. Each stage has its own learning rate with linear warmup and cosine decay, gradients are
+clipped, CUDA runs under bf16 autocast, the held-out pairwise accuracy decides early stopping
+(the best weights are kept), and a checkpoint after every evaluation lets a crashed run resume
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from rs_pipeline.core.scoring.base import Stage, TrainableScorer
+from rs_pipeline.core.scoring.loss import bradley_terry_loss, pairwise_accuracy
+
+
+@dataclass(frozen=True)
+class PairExample:
+    """One preference pair with its image."""
+
+    image: Image.Image
+    chosen: str
+    rejected: str
+    question: str | None = None
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One training stage: which parameters, how fast, how long."""
+
+    stage: Stage
+    lr: float
+    steps: int
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything the trainer needs besides the model and the data."""
+
+    stages: tuple[StagePlan, ...]
+    batch_size: int = 32
+    grad_clip: float = 1.0
+    weight_decay: float = 0.01
+    eval_every: int = 25
+    patience: int = 4
+    seed: int = 0
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved with every checkpoint so a crash resumes here."""
+
+    stage_index: int = 0
+    step: int = 0  # within the current stage
+    best_accuracy: float = -1.0
+    evals_without_gain: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def lr_at(step: int, plan: StagePlan) -> float:
+    """Linear warmup to `lr`, then cosine decay to zero at the stage's last step."""
+    if plan.warmup_steps and step < plan.warmup_steps:
+        return plan.lr * (step + 1) / plan.warmup_steps
+    span = max(plan.steps - plan.warmup_steps, 1)
+    progress = min((step - plan.warmup_steps) / span, 1.0)
+    return plan.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _batch_order(n: int, stage_index: int, step: int, plan: TrainPlan) -> list[int]:
+    """Indices of the examples of one step: a seeded shuffle per epoch, so resume repeats it."""
+    per_epoch = max(n // plan.batch_size, 1)
+    epoch, offset = divmod(step, per_epoch)
+    order = list(range(n))
+    random.Random(f"{plan.seed}|{stage_index}|{epoch}").shuffle(order)
+    start = offset * plan.batch_size
+    return order[start : start + plan.batch_size] or order[: plan.batch_size]
+
+
+def _pair_scores(model: TrainableScorer, pairs: Sequence[PairExample], device: str):
+    """(chosen, rejected) scores, each (B,), with the forward pass on both halves at once."""
+    images = [p.image for p in pairs] * 2
+    texts = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    questions = [p.question for p in pairs] * 2
+    batch = {k: v.to(device) for k, v in model.prepare(images, texts, questions).items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        scores = model(**batch).float()  # (2B,)
+    return scores[: len(pairs)], scores[len(pairs) :]
+
+
+@torch.inference_mode()
+def evaluate(model, pairs: Sequence[PairExample], device: str, batch_size: int = 64) -> float:
+    """Held-out pairwise accuracy (ties count half)."""
+    model.eval()
+    chosen, rejected = [], []
+    for i in range(0, len(pairs), batch_size):
+        c, r = _pair_scores(model, pairs[i : i + batch_size], device)
+        chosen.append(c)
+        rejected.append(r)
+    model.train()
+    return pairwise_accuracy(torch.cat(chosen), torch.cat(rejected))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The best held-out pairwise accuracy, when it was reached, and the whole curve."""
+
+    best_accuracy: float
+    steps_run: int
+    resumed: bool
+    history: list[dict]
+
+
+def _set_stage(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]:
+    """Freeze everything but the stage's parameters."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = model.stage_parameters(stage)
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _save_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
+    sd = opt.state_dict()
+    tensors = {
+        f"{idx}.{key}": value.detach().cpu().contiguous()
+        for idx, slots in sd["state"].items()
+        for key, value in slots.items()
+    }
+    save_file(tensors, str(folder / "optimizer.safetensors"))
+    (folder / "optimizer.json").write_text(json.dumps(sd["param_groups"]))
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
+    state: dict[int, dict] = {}
+    for name, value in load_file(str(folder / "optimizer.safetensors")).items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    groups = json.loads((folder / "optimizer.json").read_text())
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _checkpoint(model, opt, state: TrainState, folder: Path) -> None:
+    """Write weights, optimizer and state beside, then swap in: a crash leaves the old one."""
+    from safetensors.torch import save_model
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(tmp / "weights.safetensors"))
+    _save_optimizer(opt, tmp)
+    rng = {"cpu": torch.get_rng_state()}  # dropout draws: a resumed run repeats them exactly
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()
+    save_file(rng, str(tmp / "rng.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(asdict(state)))
+    if folder.exists():
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    tmp.rename(folder)
+
+
+def _restore(model, folder: Path, name: str = "weights.safetensors") -> None:
+    from safetensors.torch import load_model
+
+    load_model(model, str(folder / name))
+
+
+def _keep_best(model, acc: float, state: TrainState, ckpt: Path) -> None:
+    from safetensors.torch import save_model
+
+    if acc > state.best_accuracy:
+        state.best_accuracy, state.evals_without_gain = acc, 0
+        ckpt.mkdir(parents=True, exist_ok=True)
+        save_model(model, str(ckpt / "best.safetensors"))
+    else:
+        state.evals_without_gain += 1
+
+
+def _recalibrate(model, train: Sequence[PairExample], n: int = 256) -> None:
+    """Refresh BatchNorm running statistics (ResNet towers) before an evaluation.
+
+    Running averages lag weights that change fast, so a briefly trained ResNet tower scores far
+    worse in eval mode than it is; recomputing them on training images removes that bias.
+    """
+    if hasattr(model, "recalibrate_norms"):
+        model.recalibrate_norms([p.image for p in train[:n]])
+
+
+def _run_stage(model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path, device, log):
+    """Train one stage from `state.step`; returns the number of steps taken."""
+    sp = plan.stages[state.stage_index]
+    params = _set_stage(model, sp.stage)
+    opt = torch.optim.AdamW(params, lr=sp.lr, weight_decay=plan.weight_decay)
+    if state.step and (ckpt / "last" / "optimizer.safetensors").exists():
+        _load_optimizer(opt, ckpt / "last")
+    taken = 0
+    while state.step < sp.steps:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(state.step, sp)
+        batch = [train[i] for i in _batch_order(len(train), state.stage_index, state.step, plan)]
+        chosen, rejected = _pair_scores(model, batch, device)
+        loss = bradley_terry_loss(chosen, rejected)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
+        opt.step()
+        state.step, taken = state.step + 1, taken + 1
+        if state.step % plan.eval_every == 0 or state.step == sp.steps:
+            _recalibrate(model, train)
+            acc = evaluate(model, val, device)
+            point = {"stage": sp.stage, "step": state.step, "loss": loss.item()}
+            state.history.append(point | {"val_accuracy": acc, "lr": lr_at(state.step - 1, sp)})
+            _keep_best(model, acc, state, ckpt)
+            _checkpoint(model, opt, state, ckpt / "last")
+            log(f"stage {sp.stage} step {state.step}/{sp.steps} loss {loss.item():.4f} "
+                f"val_acc {acc:.4f}")  # fmt: skip
+            if state.evals_without_gain >= plan.patience:
+                log(f"stage {sp.stage}: early stop, no gain in {plan.patience} evaluations")
+                break
+    return taken
+
+
+def train_scorer(
+    model: TrainableScorer,
+    train: Sequence[PairExample],
+    val: Sequence[PairExample],
+    plan: TrainPlan,
+    checkpoint_dir: str | Path,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Run every stage (resuming from `checkpoint_dir/last` if present); load the best weights."""
+    if not train or not val:
+        raise ValueError(f"need train and validation pairs, got {len(train)} and {len(val)}")
+    ckpt = Path(checkpoint_dir)
+    torch.manual_seed(plan.seed)
+    model.to(device).train()
+    state, resumed = TrainState(), (ckpt / "last" / "state.json").exists()
+    if resumed:
+        state = TrainState(**json.loads((ckpt / "last" / "state.json").read_text()))
+        _restore(model, ckpt / "last")
+        rng = load_file(str(ckpt / "last" / "rng.safetensors"))
+        torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"])
+        log(f"resuming at stage {state.stage_index} step {state.step}")
+    steps = 0
+    while state.stage_index < len(plan.stages):
+        steps += _run_stage(model, train, val, plan, state, ckpt, device, log)
+        if (ckpt / "best.safetensors").exists():
+            _restore(model, ckpt, "best.safetensors")  # each stage starts from the best so far
+        state.stage_index, state.step, state.evals_without_gain = state.stage_index + 1, 0, 0
+    model.eval()
+    return TrainResult(state.best_accuracy, steps, resumed, state.history)

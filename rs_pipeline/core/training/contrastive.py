@@ -1,0 +1,88 @@
+"""Contrastive (CLIP) training of an open_clip model on (image, text) pairs.
+
+Used to fine-tune CLIP on a curated selection, and to give the score model's towers a
+contrastive warm start on the uncurated pool (our offline stand-in for a pretrained CLIP).
+A fixed number of optimisation steps, whatever the data size, keeps selections comparable.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from open_clip.loss import ClipLoss
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class ContrastivePlan:
+    """Steps, batch and schedule of one contrastive run."""
+
+    steps: int = 100
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup_steps: int = 10
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+def cosine_lr(step: int, plan: ContrastivePlan) -> float:
+    """Linear warmup, then cosine decay to zero."""
+    if step < plan.warmup_steps:
+        return plan.lr * (step + 1) / plan.warmup_steps
+    progress = (step - plan.warmup_steps) / max(plan.steps - plan.warmup_steps, 1)
+    return plan.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _batches(n: int, plan: ContrastivePlan):
+    """Seeded epochs of shuffled indices, cut into full batches, for `plan.steps` steps."""
+    rng, step, order = random.Random(plan.seed), 0, []
+    size = min(plan.batch_size, n)
+    while step < plan.steps:
+        if len(order) < size:
+            fresh = list(range(n))
+            rng.shuffle(fresh)
+            order += fresh
+        yield order[:size]
+        order, step = order[size:], step + 1
+
+
+def train_contrastive(
+    model: torch.nn.Module,
+    preprocess: Callable,
+    tokenizer: Callable,
+    pairs: Sequence[tuple[Image.Image, str]],
+    plan: ContrastivePlan,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> list[float]:
+    """Train in place with the symmetric InfoNCE loss; returns the loss per step."""
+    if len(pairs) < 2:
+        raise ValueError(f"contrastive training needs at least 2 pairs, got {len(pairs)}")
+    torch.manual_seed(plan.seed)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
+    loss_fn, losses = ClipLoss(), []
+    cuda = device.startswith("cuda")
+    for step, idx in enumerate(_batches(len(pairs), plan)):
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, plan)
+        images = torch.stack([preprocess(pairs[i][0]) for i in idx]).to(device)  # (B, 3, H, W)
+        texts = tokenizer([pairs[i][1] for i in idx]).to(device)  # (B, T)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            img, txt, scale = model(images, texts)[:3]  # (B, D), (B, D), ()
+            loss = loss_fn(img.float(), txt.float(), scale.float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        if log and (step + 1) % 25 == 0:
+            log(f"contrastive step {step + 1}/{plan.steps} loss {loss.item():.4f}")
+    model.eval()
+    return losses

@@ -1,0 +1,99 @@
+"""The score model as Dagster assets: train/register a version, then score every batch."""
+
+import dagster as dg
+
+from rs_pipeline.core.scoring.apply import run_pair_scores
+from rs_pipeline.core.scoring.stage import run_score_model
+from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from rs_pipeline.defs.partitions import scorer_partitions, scores_partitions
+from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+
+MODEL_CHECK = dg.AssetCheckSpec(
+    "beats_threshold_and_clipscore",
+    asset="score_model",
+    description="held-out pairwise accuracy >= scoring.min_val_accuracy and >= clipscore",
+)
+
+
+@dg.asset(
+    partitions_def=scorer_partitions,
+    deps=[dg.AssetDep("preference_pairs", partition_mapping=dg.AllPartitionMapping())],
+    check_specs=[MODEL_CHECK],
+    code_version="1",
+    group_name="scoring",
+    kinds={"pytorch", "safetensors"},
+    tags={"stage": "score_model"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+)
+def score_model(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, artifacts: ArtifactStoreResource
+) -> dg.MaterializeResult:
+    """One scorer version: trained on every batch's preference pairs (staged, as in the paper)
+    or registered from a checkpoint; safetensors + config + metrics."""
+    cfg = settings.load()
+    rep = run_score_model(cfg, context.partition_key, artifacts.store(), log=context.log.info)
+    floor = max(cfg.scoring.min_val_accuracy, rep.clipscore_val_accuracy or 0.0)
+    passed = rep.val_accuracy >= floor
+    return dg.MaterializeResult(
+        metadata={
+            "backend": rep.backend,
+            "val_pairwise_accuracy": rep.val_accuracy,
+            "clipscore_val_pairwise_accuracy": rep.clipscore_val_accuracy,
+            "train_pairs": rep.train_pairs,
+            "val_pairs": rep.val_pairs,
+            "batches": rep.batches,
+            "weights_sha256": rep.weights_sha256,
+            "model": dg.MetadataValue.path(rep.url),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=MODEL_CHECK.name,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"val_accuracy": rep.val_accuracy, "required": floor},
+            )
+        ],
+        data_version=dg.DataVersion(rep.weights_sha256[:16]),
+    )
+
+
+@dg.asset(
+    partitions_def=scores_partitions,
+    deps=[
+        dg.AssetDep(
+            "score_model",
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping("scorer_version"),
+        ),
+        dg.AssetDep(
+            "caption_candidates",
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping("batch"),
+        ),
+    ],
+    code_version="1",
+    group_name="scoring",
+    kinds={"pytorch", "parquet", "duckdb"},
+    tags={"stage": "pair_scores"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+)
+def pair_scores(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    artifacts: ArtifactStoreResource,
+    lineage: LineageResource,
+) -> dg.MaterializeResult:
+    """One score per (image, candidate text) of a batch under one scorer version."""
+    key = context.partition_key.keys_by_dimension
+    rep = run_pair_scores(
+        settings.load(), key["scorer_version"], key["batch"], artifacts.store(),
+        lineage.store(), context.run_id,
+    )  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "pairs": rep.pairs,
+            "images": rep.images,
+            "mean_score": rep.mean_score,
+            "scores": dg.MetadataValue.path(rep.url),
+        }
+    )

@@ -1,0 +1,68 @@
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from rs_pipeline.core.config import ScorerSpec, ScoringConfig
+from rs_pipeline.core.scoring.baselines import RandomScorer
+from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
+from rs_pipeline.core.scoring.infer import PairStream, PairText, score_pairs
+from rs_pipeline.core.scoring.versions import scorer_version, spec_for
+from rs_pipeline.core.sources.synthrs import encode_png, render_tile
+
+
+def test_version_is_name_plus_recipe_hash_and_changes_with_the_recipe():
+    a = ScorerSpec(name="clip-head", backend="clip_head")
+    b = ScorerSpec(name="clip-head", backend="clip_head", seed=1)
+    va, vb = scorer_version(a), scorer_version(b)
+    assert va.startswith("clip-head-") and len(va) == len("clip-head-") + 6
+    assert va == scorer_version(ScorerSpec(name="clip-head", backend="clip_head"))
+    assert va != vb
+
+
+def test_registered_checkpoint_version_depends_on_its_weights(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"weights-1")
+    spec = ScorerSpec(name="ext", backend="clip_head", checkpoint=str(tmp_path))
+    v1 = scorer_version(spec)
+    (tmp_path / "model.safetensors").write_bytes(b"weights-2")
+    assert scorer_version(spec) != v1
+
+
+def test_unknown_version_lists_the_known_ones():
+    with pytest.raises(KeyError, match="known: .*clip-head-"):
+        spec_for(ScoringConfig(), "clip-head-000000")
+
+
+def write_images(path, n: int, row_group: int) -> dict[str, list[PairText]]:
+    rows, texts = [], {}
+    for i in range(n):
+        image, _ = render_tile(i, "harbor")
+        sid = f"s{i:03d}"
+        rows.append({"sample_id": sid, "format": "PNG", "data": encode_png(image)})
+        texts[sid] = [PairText(f"{sid}-{k}", f"caption {k} of {i}") for k in range(3)]
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group)
+    return texts
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_scores_equal_direct_scores_and_cover_every_pair_once(tmp_path, workers):
+    texts = write_images(tmp_path / "images.parquet", 10, row_group=3)
+    scorer = ClipHeadScorer(seed=0)
+    stream = PairStream(LocalFileSystem(), str(tmp_path / "images.parquet"), texts)
+    got = {}
+    for refs, scores in score_pairs(scorer, stream, batch_size=4, num_workers=workers):
+        assert len(refs) <= 4
+        for ref, s in zip(refs, scores, strict=True):
+            assert ref.caption_id not in got
+            got[ref.caption_id] = s
+    assert len(got) == 30
+    image, _ = render_tile(2, "harbor")
+    direct = scorer.score([image], ["caption 1 of 2"])[0]
+    assert got["s002-1"] == pytest.approx(direct, rel=1e-4, abs=1e-5)
+
+
+def test_baseline_scorers_stream_without_tensors(tmp_path):
+    texts = write_images(tmp_path / "images.parquet", 4, row_group=2)
+    stream = PairStream(LocalFileSystem(), str(tmp_path / "images.parquet"), texts)
+    scores = [s for _, batch in score_pairs(RandomScorer(0), stream, batch_size=5) for s in batch]
+    assert len(scores) == 12 and all(0 <= s < 1 for s in scores)
