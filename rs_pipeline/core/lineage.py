@@ -65,6 +65,24 @@ def _ddl(name: str, schema: pa.Schema) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
 
 
+def _tagged(rows, schema: pa.Schema, asset: str, partition_key: str, run_id: str):
+    """`rows` in `schema`'s column order plus the provenance columns, batch by batch."""
+    missing = sorted(set(schema.names) - set(rows.schema.names))
+    if missing:
+        raise KeyError(f"rows lack lineage columns {missing}")
+    values = {"asset": asset, "partition_key": partition_key, "run_id": run_id}
+    out_schema = pa.schema(list(schema) + [pa.field(n, t) for n, t in _PROVENANCE])
+
+    def batches():
+        source = rows.to_batches() if isinstance(rows, pa.Table) else rows
+        for rb in source:
+            cols = [rb.column(name) for name in schema.names]
+            cols += [pa.array([values[n]] * rb.num_rows, type=t) for n, t in _PROVENANCE]
+            yield pa.RecordBatch.from_arrays(cols, schema=out_schema)
+
+    return pa.RecordBatchReader.from_batches(out_schema, batches())
+
+
 @dataclass
 class LineageStore:
     """One DuckDB lineage database; safe for concurrent writers across processes."""
@@ -95,16 +113,21 @@ class LineageStore:
                 con.close()
 
     def replace_partition(
-        self, table: str, rows: pa.Table, *, asset: str, partition_key: str, run_id: str
+        self,
+        table: str,
+        rows: pa.Table | pa.RecordBatchReader,
+        *,
+        asset: str,
+        partition_key: str,
+        run_id: str,
     ) -> int:
-        """Delete this (asset, partition)'s rows of `table`, insert `rows`; one transaction."""
+        """Delete this (asset, partition)'s rows of `table`, insert `rows`; one transaction.
+
+        `rows` may be a RecordBatchReader: DuckDB then streams it, so memory stays bounded.
+        """
         if table not in TABLES:
             raise KeyError(f"unknown lineage table {table!r}; tables: {sorted(TABLES)}")
-        n = rows.num_rows
-        tagged = rows.select(TABLES[table].names)
-        for name, typ in _PROVENANCE:
-            value = {"asset": asset, "partition_key": partition_key, "run_id": run_id}[name]
-            tagged = tagged.append_column(name, pa.array([value] * n, type=typ))
+        tagged = _tagged(rows, TABLES[table], asset, partition_key, run_id)
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -113,6 +136,9 @@ class LineageStore:
                 con.register("incoming", tagged)
                 con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
                 con.unregister("incoming")
+                n = con.execute(
+                    f"SELECT count(*) FROM {table} WHERE {where}", [asset, partition_key]
+                ).fetchone()[0]
                 con.execute(
                     f"DELETE FROM writes WHERE table_name = ? AND {where}",
                     [table, asset, partition_key],

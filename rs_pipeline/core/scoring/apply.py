@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
 from rs_pipeline.core.captions.stage import captions_dir
@@ -97,7 +98,7 @@ def run_pair_scores(
         store.fs, store._path(batch_dir(batch), "images.parquet"), _texts(store, batch)
     )
     writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), "scores.parquet")
-    rows, total, images = [], 0.0, set()
+    n, total, images = 0, 0.0, set()
     try:
         for refs, scores in score_pairs(
             scorer, stream, cfg.scoring.score_batch_size, cfg.scoring.num_workers,
@@ -107,15 +108,18 @@ def run_pair_scores(
                 row = {"scorer_version": version, "batch": batch, "sample_id": ref.sample_id,
                        "caption_id": ref.caption_id, "score": float(score)}  # fmt: skip
                 writer.write(row)
-                rows.append(row)
+                n += 1
                 total += score
                 images.add(ref.sample_id)
     except BaseException:
         writer.abort()
         raise
     url = writer.close()
-    table = pa.Table.from_pylist(rows, schema=SCORE_SCHEMA)
-    key = f"{version}|{batch}"
-    lineage.replace_partition("scores", table, asset=ASSET, partition_key=key, run_id=run_id)
-    mean = total / len(rows) if rows else None
-    return PairScoresReport(version, batch, len(rows), len(images), mean, url)
+    # Lineage rows stream back from the file just written: memory stays bounded.
+    with store.fs.open(store._path(scores_dir(version, batch), "scores.parquet"), "rb") as fh:
+        reader = pa.RecordBatchReader.from_batches(
+            SCORE_SCHEMA, pq.ParquetFile(fh).iter_batches(batch_size=8192)
+        )
+        key = f"{version}|{batch}"
+        lineage.replace_partition("scores", reader, asset=ASSET, partition_key=key, run_id=run_id)
+    return PairScoresReport(version, batch, n, len(images), total / n if n else None, url)
