@@ -82,14 +82,16 @@ def _build(spec: ScorerSpec, data: PairData, device: str, workdir: Path, log):
     if spec.backend == "qwen2vl_reward":
         from rs_pipeline.core.scoring.qwen2vl_reward import build_reward_scorer
 
-        scorer = build_reward_scorer(spec)
+        scorer = build_reward_scorer(spec)  # loads spec.checkpoint when one is registered
+        if spec.checkpoint:
+            return scorer, []
+    elif spec.checkpoint:  # register, do not train
+        return ClipHeadScorer.load(spec.checkpoint), []
     else:
         scorer = ClipHeadScorer(clip=spec.clip_model, seed=spec.seed)
         scorer.clip.load_state_dict(_warm_clip(spec, data, device).state_dict())
         if spec.backend == "clipscore":
             return ClipScoreScorer.from_clip_head(scorer), []
-    if spec.checkpoint:
-        return type(scorer).load(spec.checkpoint), []
     plan = TrainPlan(
         stages=tuple(StagePlan(s.stage, s.lr, s.steps, s.warmup_steps) for s in spec.stages),
         batch_size=spec.batch_size,
