@@ -1,109 +1,218 @@
 """Ground-truth caption quality on SynthRS, and the two judges built on what is known.
 
 `assess_caption` reads a caption's checkable claims back out (class, object kinds, counts,
-colours, positions) with an explicit vocabulary and scores them against the annotation:
-true claims add, false claims cost more than true ones earn, a caption that claims nothing
-checkable scores low, and broken text (truncated, garbled) is penalised.
+colours, positions) with a small explicit vocabulary and scores them against the annotation:
+
+    score = precision**2 * (0.2 + 0.8 * (1 - exp(-true_weight / 4))) * form
+
+Precision (true claim weight over all claim weight) makes a false claim cost more than a true
+one earns, and a wrong class (weight 3) costs most; the second factor rewards saying more true
+things but saturates, so a caption that states nothing checkable scores 0.2; `form` penalises
+broken text: non-word tokens, disfluent word order, a caption that ends mid-phrase.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rs_pipeline.core.captions.base import Candidate, Ranking, SampleView
-from rs_pipeline.core.captions.facts import (
-    CLASS_PHRASES,
-    COLOURS,
-    KINDS,
-    NUMBER_WORDS,
-    POSITIONS,
-    Facts,
-    facts_of,
-)
+from rs_pipeline.core.captions.facts import CLASS_PHRASES, COLOURS, NUMBER_WORDS, POSITIONS
+from rs_pipeline.core.captions.templates import IMPLIED_KINDS
 from rs_pipeline.core.sources.synthrs import TileAnnotation
 
-_KIND_WORDS = {}
-for _k in KINDS:
-    _w = _k.replace("_", " ")
-    _KIND_WORDS[_w] = _KIND_WORDS[_w + ("es" if _w.endswith("s") else "s")] = _k
-_KIND_RE = "|".join(sorted(map(re.escape, _KIND_WORDS), key=len, reverse=True))
-_COLOUR_RE = "|".join(COLOURS)
-_NUM_RE = "|".join(NUMBER_WORDS) + r"|\d+"
-_POS_RE = "|".join(sorted(POSITIONS, key=len, reverse=True)) + "|centre|middle"
-_COUNT = re.compile(rf"\b({_NUM_RE}) ((?:(?:{_COLOUR_RE})(?: and | )?)*)({_KIND_RE})\b")
-_TINT = re.compile(rf"\b((?:(?:{_COLOUR_RE})(?: and | ))+)({_KIND_RE})\b")
-_PLACE = re.compile(rf"\b(?:({_COLOUR_RE}) )?({_KIND_RE}) (?:in|at) the ({_POS_RE})\b")
-_DANGLING = {"a", "an", "the", "with", "and", "of", "in", "at", "on", "showing"}
+# ---- vocabulary --------------------------------------------------------------------------
+# Extra ways captions name each scene class. Ambiguous words are left out on purpose: "shore"
+# (lakes have shores), "fields" (next to houses), "storage tanks" (objects of industrial scenes).
+_MORE_CLASS_PHRASES: dict[str, tuple[str, ...]] = {
+    "farmland": ("farm fields", "crop fields", "agricultural land", "farmlands"),
+    "forest": ("woods", "forested area", "forests"),
+    "lake": ("pond", "reservoir", "lakes"),
+    "river": ("stream", "waterway", "rivers"),
+    "residential": ("neighborhood", "neighbourhood", "housing estate", "suburb"),
+    "industrial": ("industrial zone", "industrial park", "factory", "factories"),
+    "airport": ("airfield", "aerodrome", "airports"),
+    "harbor": ("seaport", "dock", "docks", "harbors", "harbours"),
+    "parking_lot": ("car park", "parking area", "parking lots"),
+    "desert": ("sand dunes", "dunes", "arid land"),
+    "beach": ("seaside", "beaches"),
+    "storage_tanks": ("fuel depot", "tank yard"),
+}
+CLASS_SYNONYMS: dict[str, tuple[str, ...]] = {
+    c: phrases + _MORE_CLASS_PHRASES.get(c, ()) for c, phrases in CLASS_PHRASES.items()
+}
+_KIND_NAMES: dict[str, tuple[str, ...]] = {
+    "airplane": ("airplane", "airplanes", "plane", "planes", "aircraft", "aeroplane", "aeroplanes"),
+    "boat": ("boat", "boats"),
+    "bridge": ("bridge", "bridges"),
+    "building": ("building", "buildings", "house", "houses"),
+    "car": ("car", "cars"),
+    "ship": ("ship", "ships", "vessel", "vessels"),
+    "storage_tank": ("storage tank", "storage tanks", "oil tank", "oil tanks", "tank", "tanks"),
+    "tree": ("tree", "trees"),
+    "truck": ("truck", "trucks", "lorry", "lorries"),
+    "umbrella": ("umbrella", "umbrellas", "parasol", "parasols"),
+}
+KIND_WORDS: dict[str, str] = {w: k for k, words in _KIND_NAMES.items() for w in words}
+_SPELLING = {"gray": "grey", "centre": "center", "middle": "center", "upper": "top",
+             "lower": "bottom"}  # fmt: skip
+
+
+def _alternation(words) -> str:
+    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))  # longest first
+
+
+_CLASS_RE = re.compile(rf"\b({_alternation(p for ps in CLASS_SYNONYMS.values() for p in ps)})\b")
+_PHRASE_CLASS = {p: c for c, ps in CLASS_SYNONYMS.items() for p in ps}
+_KIND, _COL = _alternation(KIND_WORDS), _alternation(COLOURS)
+_NUM, _POS = _alternation([*NUMBER_WORDS, "no"]) + r"|\d+", _alternation(POSITIONS)
+_MENTION = re.compile(
+    rf"\b(?:(?P<num>{_NUM}) )?(?P<tint>(?:(?:{_COL})(?:,? and |, | or | ))*(?:{_COL}) )?"
+    rf"(?P<kind>{_KIND})\b"
+)
+_COUNT_WORDS = {w: i for i, w in enumerate(NUMBER_WORDS)} | {"no": 0}  # "no ships"
+_LINK = "is|are|sits|sit|lies|lie|lying|located|parked|moored|standing"
+_PLACE = re.compile(
+    rf"\b(?:(?P<col>{_COL}) )?(?P<kind>{_KIND})(?: (?:{_LINK}))? (?:in|at|on) the (?P<pos>{_POS})\b"
+)
+_DETERMINERS = {"a", "an", "the"}
+_FUNCTION = _DETERMINERS | {"of", "with", "and", "in", "at", "on", "from", "by", "to", "near",
+                            "is", "are", "showing", "containing", "seen"}  # fmt: skip
+_DANGLING = _FUNCTION | set(NUMBER_WORDS) | set(COLOURS)  # a count or colour missing its noun
+_TEMPLATE_WORDS = """satellite image aerial view scene distinct objects resolution showing seen
+above overhead empty containing remote sensing earth's surface picture taken sky some land area
+m km cm gsd rgb nir msi sar sentinel landsat""".split()
+_PHRASES = (*_PHRASE_CLASS, *KIND_WORDS, *COLOURS, *NUMBER_WORDS, *POSITIONS, *_TEMPLATE_WORDS)
+VOCABULARY = frozenset(w for p in _PHRASES for w in re.findall(r"[a-z0-9']+", p)) | _FUNCTION
+W_CLASS, W_KIND, W_COUNT, W_COLOUR, W_POSITION, W_ABSENT = 3.0, 1.0, 1.0, 0.5, 0.75, 0.5
+_TAU = 4.0  # true weight at which informativeness is ~63% of its maximum
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement read from a caption, with its weight and truth."""
+
+    weight: float
+    true: bool
+    reason: str
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """A caption's true quality in [0, 1] and the claims that decided it."""
+    """A caption's true quality in [0, 1] and the claims and faults that decided it."""
 
     score: float
     reasons: tuple[str, ...]
+    false_claims: tuple[str, ...] = ()  # the reasons that are false claims
 
 
-def _class_mentions(text: str) -> set[str]:
-    found = set()
-    for cls, phrases in CLASS_PHRASES.items():
-        if any(re.search(rf"\b{re.escape(p)}\b", text) for p in phrases):
-            found.add(cls)
-    return found
+def normalise(text: str) -> str:
+    """Lower case, hyphens and underscores as spaces, one spelling per word."""
+    text = re.sub(r"[-_/]", " ", text.lower())
+    text = re.sub(rf"\b({'|'.join(_SPELLING)})\b", lambda m: _SPELLING[m.group(1)], text)
+    return " ".join(text.split())
 
 
-def _claims(text: str, f: Facts) -> list[tuple[float, str]]:
-    """(score delta, reason) for every checkable claim in the text."""
-    counts, colours = dict(f.counts), dict(f.colours)
-    out: list[tuple[float, str]] = []
-    classes = _class_mentions(text)
-    if f.scene in classes:
-        out.append((0.25, f"class {f.scene}"))
-    out += [(-0.4, f"wrong class {c}") for c in sorted(classes - {f.scene})]
-    for word in sorted({m.group(0) for m in re.finditer(rf"\b({_KIND_RE})\b", text)}):
-        kind = _KIND_WORDS[word]
-        out.append((0.08, f"has {kind}") if kind in counts else (-0.25, f"no {kind} here"))
-    for num, _, word in _COUNT.findall(text):
-        kind, n = _KIND_WORDS[word], int(num) if num.isdigit() else NUMBER_WORDS.index(num)
-        ok = counts.get(kind) == n
-        out.append((0.08, f"count {kind}={n}") if ok else (-0.25, f"wrong count {kind}={n}"))
-    for tint, word in _TINT.findall(text):
-        kind = _KIND_WORDS[word]
-        for colour in re.findall(_COLOUR_RE, tint):
-            ok = colour in colours.get(kind, ())
-            out.append((0.04, f"{colour} {kind}") if ok else (-0.2, f"no {colour} {kind}"))
-    for colour, word, pos in _PLACE.findall(text):
-        pos = "center" if pos in ("centre", "middle") else pos
-        kind = _KIND_WORDS[word]
-        ok = any(k == kind and p == pos and (not colour or c == colour) for c, k, p in f.placed)
-        out.append((0.04, f"{kind} {pos}") if ok else (-0.2, f"no {kind} at {pos}"))
-    return out
+def _class_claims(text: str, scene: str) -> tuple[list[Claim], str]:
+    """Class claims, and the text with class phrases masked (`tank farm` is not a tank)."""
+    found = {_PHRASE_CLASS[m.group(1)] for m in _CLASS_RE.finditer(text)}
+    claims = [Claim(W_CLASS, True, f"class {scene}")] if scene in found else []
+    claims += [Claim(W_CLASS, False, f"wrong class {c}") for c in sorted(found - {scene})]
+    return claims, _CLASS_RE.sub(" # ", text)
 
 
-def _form_penalties(text: str) -> list[tuple[float, str]]:
-    words = re.findall(r"[a-z0-9']+", text)
-    out = []
-    noise = [w for w in words if len(w) >= 3 and not w.isdigit() and not re.search("[aeiouy]", w)]
+def _object_claims(text: str, ann: TileAnnotation) -> list[Claim]:
+    """Claims about kinds, counts and colours: `three red cars`, `no ships`, `a boat`."""
+    counts, implied = ann.counts(), IMPLIED_KINDS.get(ann.scene_class, frozenset())
+    tints = {(o.kind, o.color) for o in ann.objects}
+    claims: dict[str, Claim] = {}  # keyed by reason: a repeated claim counts once
+    for m in _MENTION.finditer(text):
+        kind, num = KIND_WORDS[m.group("kind")], m.group("num")
+        n = None if num is None else int(num) if num.isdigit() else _COUNT_WORDS[num]
+        if kind in implied:
+            continue
+        if n == 0:
+            ok = kind not in counts
+            reason = f"absent {kind}" if ok else f"wrong absence {kind}"
+            claims.setdefault(reason, Claim(W_ABSENT, ok, reason))
+            continue
+        ok = kind in counts
+        reason = f"has {kind}" if ok else f"no {kind} here"
+        claims.setdefault(reason, Claim(W_KIND, ok, reason))
+        if n is not None:
+            ok = counts.get(kind) == n
+            reason = f"count {kind}={n}" if ok else f"wrong count {kind}={n}"
+            claims.setdefault(reason, Claim(W_COUNT, ok, reason))
+        for colour in re.findall(_COL, m.group("tint") or ""):
+            ok = (kind, colour) in tints
+            reason = f"{colour} {kind}" if ok else f"no {colour} {kind}"
+            claims.setdefault(reason, Claim(W_COLOUR, ok, reason))
+    return list(claims.values())
+
+
+def _position_claims(text: str, ann: TileAnnotation) -> list[Claim]:
+    """Claims like `a red car in the top left`: some object of that kind (and colour) is there."""
+    claims: dict[str, Claim] = {}
+    for m in _PLACE.finditer(text):
+        kind, colour, pos = KIND_WORDS[m.group("kind")], m.group("col"), m.group("pos")
+        ok = any(
+            o.kind == kind and o.position == pos and colour in (None, o.color) for o in ann.objects
+        )
+        what = f"{colour} {kind}" if colour else kind
+        reason = f"{what} at {pos}" if ok else f"no {what} at {pos}"
+        claims.setdefault(reason, Claim(W_POSITION, ok, reason))
+    return list(claims.values())
+
+
+def _is_noise(word: str) -> bool:
+    """A token no captioner means: not a known word, and no vowel or a long consonant run."""
+    if word in VOCABULARY or not word.isalpha() or len(word) < 2:
+        return False
+    return not re.search("[aeiouy]", word) or bool(re.search("[^aeiouy]{5}", word))
+
+
+def _form(text: str) -> tuple[float, list[str]]:
+    """A factor in (0, 1] for broken text, and why."""
+    words, factor, why = re.findall(r"[a-z0-9']+", text), 1.0, []
+    noise = [w for w in words if _is_noise(w)]
     if noise:
-        out.append((-0.15 * len(noise), f"garbled: {len(noise)} non-words"))
-    if text and text[-1] not in ".!?" and (not words or words[-1] in _DANGLING or len(words) < 4):
-        out.append((-0.2, "ends mid-sentence"))
-    elif text and text[-1] not in ".!?":
-        out.append((-0.05, "no final stop"))
-    return out
+        factor *= 0.8 ** len(noise)
+        why.append(f"garbled: {len(noise)} non-words")
+    pairs = zip(words, words[1:], strict=False)
+    disfluent = sum(a in _DETERMINERS and b in _FUNCTION for a, b in pairs)
+    if disfluent:
+        factor *= 0.85**disfluent
+        why.append(f"disfluent: {disfluent} broken word pairs")
+    if text and text[-1] not in ".!?":
+        last = words[-1] if words else ""
+        cut_word = last not in VOCABULARY and any(
+            v.startswith(last) and v != last for v in VOCABULARY
+        )
+        if not words or last in _DANGLING or cut_word:
+            factor *= 0.7
+            why.append("ends mid-phrase")
+        else:
+            factor *= 0.95
+            why.append("no final stop")
+    return factor, why
 
 
 def assess_caption(text: str, annotation: TileAnnotation) -> Assessment:
-    """Score a caption's claims against a tile's ground truth."""
-    lowered = " ".join(text.lower().split())
-    claims = _claims(lowered, facts_of(annotation))
-    if not claims:  # nothing checkable: honest perhaps, but uninformative
-        claims = [(-0.15, "states nothing checkable")]
-    deltas = claims + _form_penalties(lowered)
-    score = min(1.0, max(0.0, 0.3 + sum(d for d, _ in deltas)))
-    return Assessment(round(score, 6), tuple(r for _, r in deltas))
+    """Score a caption's claims against a tile's ground truth, with the reasons."""
+    lowered = normalise(text)
+    claims, masked = _class_claims(lowered, annotation.scene_class)
+    claims += _object_claims(masked, annotation) + _position_claims(masked, annotation)
+    true_w = sum(c.weight for c in claims if c.true)
+    false_w = sum(c.weight for c in claims if not c.true)
+    precision = true_w / (true_w + false_w) if claims else 1.0
+    content = precision**2 * (0.2 + 0.8 * (1.0 - math.exp(-true_w / _TAU)))
+    form, faults = _form(lowered)
+    reasons = [c.reason for c in claims] or ["states nothing checkable"]
+    score = round(min(1.0, max(0.0, content * form)), 6)
+    false = tuple(c.reason for c in claims if not c.true)
+    return Assessment(score, tuple(reasons + faults), false)
 
 
 def caption_quality(text: str, annotation: TileAnnotation) -> float:
@@ -111,7 +220,8 @@ def caption_quality(text: str, annotation: TileAnnotation) -> float:
     return assess_caption(text, annotation).score
 
 
-def _ranking(scores: list[float], reason: str) -> Ranking:
+def ranking(scores: Sequence[float], reason: str) -> Ranking:
+    """Best first; equal scores keep input order."""
     order = tuple(sorted(range(len(scores)), key=lambda i: (-scores[i], i)))
     return Ranking(order, tuple(scores), reason)
 
@@ -122,24 +232,30 @@ class OracleJudge:
     id = "oracle/v1"
 
     def rank(self, sample: SampleView, candidates: Sequence[Candidate]) -> Ranking | None:
-        """None without an annotation."""
+        """Rank by `caption_quality`; None without an annotation."""
         if sample.annotation is None:
             return None
         scores = [caption_quality(c.text, sample.annotation) for c in candidates]
-        return _ranking(scores, "ground truth")
+        return ranking(scores, "ground truth")
 
 
-# Synonyms of label names, SynthRS and RSSCN7 classes included; user classes come in through
-# the judge's `synonyms` argument.
-LABEL_SYNONYMS: dict[str, tuple[str, ...]] = {
-    **{cls: phrases for cls, phrases in CLASS_PHRASES.items()},
-    "grass": ("grass", "grassland", "meadow", "lawn"),
-    "field": ("field", "fields", "farmland", "cropland"),
-    "industry": ("industrial", "industry", "factory", "factories", "warehouse"),
-    "river_lake": ("river", "lake", "pond", "water"),
-    "parking": ("parking", "parking lot", "car park"),
+# Label names and their synonyms: SynthRS classes and RSSCN7's, equivalent classes sharing
+# words (farmland/field, industrial/industry, parking_lot/parking) so neither reads as the
+# other's contradiction. User classes come in through the judge's `synonyms` argument.
+LABEL_SYNONYMS: dict[str, tuple[str, ...]] = CLASS_SYNONYMS | {
+    "farmland": CLASS_SYNONYMS["farmland"] + ("field", "fields"),
+    "industrial": CLASS_SYNONYMS["industrial"] + ("industry",),
+    "parking_lot": CLASS_SYNONYMS["parking_lot"] + ("parking",),
+    "grass": ("grass", "grassland", "grasslands", "meadow", "meadows", "lawn", "pasture"),
+    "field": ("field", "fields", "farmland", "cropland", "farm fields", "crop fields"),
+    "industry": ("industry", "industrial", "industrial area", "factory", "factories"),
+    "river_lake": ("river", "lake", "rivers", "lakes", "pond", "reservoir", "stream"),
+    "parking": ("parking", "parking lot", "parking lots", "car park", "parking area"),
 }
-_STOP = {"this", "that", "with", "from", "there", "image", "some", "many", "have", "here"}
+_STOP = frozenset(
+    """the and with from this that there here image images picture photo view
+some many several are has have its their which for into onto over under""".split()
+)
 
 
 def _mentions(text: str, phrases: Sequence[str]) -> bool:
@@ -147,33 +263,31 @@ def _mentions(text: str, phrases: Sequence[str]) -> bool:
 
 
 class LabelConsistencyJudge:
-    """A caption consistent with the known label beats an uninformative one, which beats one
-    naming another class; within a tier, more distinct content words rank higher."""
+    """A caption naming the known label beats one naming no class, which beats one naming
+    another class; within a tier, more distinct content words rank higher."""
 
     id = "label-consistency/v1"
 
     def __init__(self, synonyms: dict[str, Sequence[str]] | None = None) -> None:
-        self.synonyms = {k: tuple(v) for k, v in (LABEL_SYNONYMS | (synonyms or {})).items()}
+        extra = {k.lower(): tuple(normalise(p) for p in v) for k, v in (synonyms or {}).items()}
+        self.synonyms = LABEL_SYNONYMS | extra
 
-    def _phrases(self, label: str) -> tuple[str, ...]:
-        return self.synonyms.get(label, (label.replace("_", " "),))
+    def phrases(self, label: str) -> tuple[str, ...]:
+        """How captions may name `label` (its readable name when it is not in the table)."""
+        key = label.strip().lower()
+        return self.synonyms.get(key, (normalise(key),))
 
     def score(self, label: str, text: str) -> float:
-        """Tier (2 consistent, 1 uninformative, 0 inconsistent) plus specificity < 1."""
-        text = " ".join(text.lower().split())
-        own = self._phrases(label)
-        others = {p for k, ps in self.synonyms.items() if k != label for p in ps} - set(own)
-        if _mentions(text, own):
-            tier = 2.0
-        elif _mentions(text, sorted(others)):
-            tier = 0.0
-        else:
-            tier = 1.0
-        content = {w for w in re.findall(r"[a-z]+", text) if len(w) > 3 and w not in _STOP}
-        return tier + min(len(content), 20) / 25.0
+        """Tier (2 consistent, 1 names no class, 0 inconsistent) plus specificity below 1."""
+        text, own = normalise(text), self.phrases(label)
+        others = {p for k, ps in self.synonyms.items() for p in ps} - set(own)
+        tier = 2.0 if _mentions(text, own) else 0.0 if _mentions(text, sorted(others)) else 1.0
+        content = {w for w in re.findall(r"[a-z]+", text) if len(w) >= 3 and w not in _STOP}
+        return tier + min(len(content), 24) / 25.0
 
     def rank(self, sample: SampleView, candidates: Sequence[Candidate]) -> Ranking | None:
-        """None without a label."""
+        """Rank by label consistency, then specificity; None without a label."""
         if not sample.label:
             return None
-        return _ranking([self.score(sample.label, c.text) for c in candidates], "label")
+        scores = [self.score(sample.label, c.text) for c in candidates]
+        return ranking(scores, f"label consistency with {sample.label!r}")
