@@ -60,3 +60,28 @@ class TrainableScorer(Scorer, Protocol):
     def config_dict(self) -> dict[str, Any]:
         """The JSON-able config that rebuilds this scorer's architecture."""
         ...
+
+
+def score_in_batches(
+    model: torch.nn.Module,
+    images: Sequence[Image.Image],
+    texts: Sequence[str],
+    questions: Sequence[str | None] | None,
+    batch_size: int,
+) -> list[float]:
+    """`prepare` + `forward` over fixed-size batches under inference and eval mode.
+
+    The shared body of every learned scorer's `score`; the training mode is restored after.
+    """
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    out: list[float] = []
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                qs = None if questions is None else questions[i : i + batch_size]
+                batch = model.prepare(images[i : i + batch_size], texts[i : i + batch_size], qs)
+                out += model(**{k: v.to(device) for k, v in batch.items()}).float().tolist()
+    finally:
+        model.train(was_training)
+    return out

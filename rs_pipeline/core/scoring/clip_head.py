@@ -25,7 +25,7 @@ from rs_pipeline.core.models.clip import (
     load_clip_weights,
     register_clip_config,
 )
-from rs_pipeline.core.scoring.base import Stage
+from rs_pipeline.core.scoring.base import Stage, score_in_batches
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 _NOT_TEXT = ("visual.", "logit_scale", "logit_bias")  # CLIP parameters outside the text tower
@@ -212,7 +212,6 @@ class ClipHeadScorer(nn.Module):
         return F.softplus(self.head(feats).squeeze(-1))  # (B,)
 
     # -- scoring --------------------------------------------------------------------------------
-    @torch.inference_mode()
     def score(
         self,
         images: Sequence[Image.Image],
@@ -224,17 +223,7 @@ class ClipHeadScorer(nn.Module):
         check_pair_lengths(images, texts, questions)
         if not texts:
             return []
-        was_training, device = self.training, next(self.parameters()).device
-        self.eval()
-        out: list[float] = []
-        try:
-            for i in range(0, len(texts), batch_size):
-                qs = None if questions is None else questions[i : i + batch_size]
-                batch = self.prepare(images[i : i + batch_size], texts[i : i + batch_size], qs)
-                out += self(**{k: v.to(device) for k, v in batch.items()}).float().tolist()
-        finally:
-            self.train(was_training)
-        return out
+        return score_in_batches(self, images, texts, questions, batch_size)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -32,7 +32,7 @@ from rs_pipeline.core.models.qwen2vl import (
     default_tokenizer_corpus,
     train_tokenizer,
 )
-from rs_pipeline.core.scoring.base import Stage
+from rs_pipeline.core.scoring.base import Stage, score_in_batches
 from rs_pipeline.core.scoring.clip_head import check_pair_lengths
 
 BACKEND = "qwen2vl_reward"
@@ -210,7 +210,6 @@ class Qwen2VLRewardScorer(nn.Module):
         return F.softplus(self.reward_head(pooled).squeeze(-1))  # (B,)
 
     # -- scoring --------------------------------------------------------------------------------
-    @torch.inference_mode()
     def score(
         self,
         images: Sequence[Image.Image],
@@ -222,17 +221,7 @@ class Qwen2VLRewardScorer(nn.Module):
         check_pair_lengths(images, texts, questions)
         if not texts:
             return []
-        was_training, device = self.training, next(self.parameters()).device
-        self.eval()
-        out: list[float] = []
-        try:
-            for i in range(0, len(texts), batch_size):
-                qs = None if questions is None else questions[i : i + batch_size]
-                batch = self.prepare(images[i : i + batch_size], texts[i : i + batch_size], qs)
-                out += self(**{k: v.to(device) for k, v in batch.items()}).float().tolist()
-        finally:
-            self.train(was_training)
-        return out
+        return score_in_batches(self, images, texts, questions, batch_size)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
