@@ -1,0 +1,92 @@
+"""Ranked selections: the top k% of scored pairs, globally or per stratum.
+
+A selection is named `<scorer_version>@<percent>` (`all@100` is the identity). Ties are broken
+by a content hash of the pair, never by input order, so the same scores give the same subset
+on every machine and in every partition order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScoredPair:
+    """One (image, caption) pair with its score and the stratum it belongs to."""
+
+    sample_id: str
+    caption_id: str
+    score: float
+    stratum: str = ""  # class or source, when selecting per stratum
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A pair kept by a selection, with its rank and why it was kept."""
+
+    sample_id: str
+    caption_id: str
+    score: float
+    rank: int  # 0 = best, within its stratum when stratified
+    reason: str
+
+
+def selection_name(scorer_version: str, percent: float) -> str:
+    """`clip-head-3f9a1c@30`; percents print without a trailing `.0`."""
+    return f"{scorer_version}@{percent:g}"
+
+
+def _tiebreak(p: ScoredPair) -> str:
+    return hashlib.sha256(f"{p.sample_id}|{p.caption_id}".encode()).hexdigest()
+
+
+def _top(pairs: Sequence[ScoredPair], percent: float, label: str) -> list[Selected]:
+    ordered = sorted(pairs, key=lambda p: (-p.score, _tiebreak(p)))
+    keep = math.ceil(len(ordered) * percent / 100.0) if percent > 0 else 0
+    return [
+        Selected(p.sample_id, p.caption_id, p.score, i, f"rank {i + 1}/{len(ordered)} {label}")
+        for i, p in enumerate(ordered[:keep])
+    ]
+
+
+def select_top(
+    pairs: Sequence[ScoredPair], percent: float, stratified: bool = False
+) -> list[Selected]:
+    """The best `percent`% of pairs by score, overall or within each stratum."""
+    if not 0 < percent <= 100:
+        raise ValueError(f"selection percent must be in (0, 100], got {percent}")
+    if not stratified:
+        return _top(pairs, percent, f"<= top {percent:g}%")
+    strata: dict[str, list[ScoredPair]] = defaultdict(list)
+    for p in pairs:
+        strata[p.stratum].append(p)
+    out: list[Selected] = []
+    for name in sorted(strata):
+        out += _top(strata[name], percent, f"<= top {percent:g}% of stratum {name!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Churn:
+    """How a selection changed between two scorer versions."""
+
+    kept: int
+    added: int
+    dropped: int
+    jaccard: float
+
+
+def churn(previous: set[str], current: set[str]) -> Churn:
+    """Overlap of two selections (by caption id)."""
+    union = previous | current
+    both = previous & current
+    return Churn(
+        kept=len(both),
+        added=len(current - previous),
+        dropped=len(previous - current),
+        jaccard=len(both) / len(union) if union else 1.0,
+    )
