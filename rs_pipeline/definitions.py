@@ -13,9 +13,10 @@ from rs_pipeline.defs.captions.assets import caption_candidates, preference_pair
 from rs_pipeline.defs.ingest.assets import rs_images
 from rs_pipeline.defs.resources import build_resources
 from rs_pipeline.defs.scoring.assets import pair_scores, score_model
+from rs_pipeline.defs.selection.assets import curated_subsets
 
 BATCH_ASSETS = [rs_images, caption_candidates, preference_pairs]
-ASSETS = [*BATCH_ASSETS, score_model, pair_scores]
+ASSETS = [*BATCH_ASSETS, score_model, pair_scores, curated_subsets]
 
 
 def build_definitions(config: str | None = None) -> dg.Definitions:

@@ -14,6 +14,7 @@ from rs_pipeline.definitions import BATCH_ASSETS
 from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions
 from rs_pipeline.defs.resources import build_resources
 from rs_pipeline.defs.scoring.assets import pair_scores, score_model
+from rs_pipeline.defs.selection.assets import curated_subsets
 
 
 @dataclass
@@ -77,7 +78,7 @@ def _metadata(result, suffix: str = "") -> dict[str, dict]:
 def materialize_scorers(
     config: str, batches: list[str], instance: dg.DagsterInstance | None = None
 ) -> LaunchResult:
-    """Train/register every configured scorer version, then score each batch with it."""
+    """Train/register every scorer version, score each batch with it, then select subsets."""
     cfg = load_config(config)
     instance = instance or _instance()
     resources, metadata, success = build_resources(config), {}, True
@@ -95,5 +96,10 @@ def materialize_scorers(
             )
             success &= done.success
             metadata |= _metadata(done, f"[{version}|{batch}]")
+        done = dg.materialize(
+            [curated_subsets], partition_key=version, resources=resources, instance=instance
+        )
+        success &= done.success
+        metadata |= _metadata(done, f"[{version}]")
     return LaunchResult(success, ",".join(batches), cfg.storage.root, cfg.storage.lineage_db,
                         metadata)  # fmt: skip

@@ -269,6 +269,20 @@ class ScoringConfig(Section):
         return self
 
 
+class SelectionConfig(Section):
+    """Which curated subsets each scorer version yields."""
+
+    ratios: tuple[float, ...] = Field((30.0,), description="percents kept, e.g. [10, 30, 50]")
+    stratify: Literal["none", "label", "source"] = "none"
+
+    @model_validator(mode="after")
+    def _ratios_in_range(self) -> SelectionConfig:
+        bad = [r for r in self.ratios if not 0 < r <= 100]
+        if bad:
+            raise ValueError(f"selection.ratios must be in (0, 100], got {bad}")
+        return self
+
+
 class PipelineConfig(Section):
     """The whole pipeline's configuration."""
 
@@ -278,6 +292,7 @@ class PipelineConfig(Section):
     captions: CaptionsConfig = CaptionsConfig()
     pairs: PairsConfig = PairsConfig()
     scoring: ScoringConfig = ScoringConfig()
+    selection: SelectionConfig = SelectionConfig()
     storage: StorageConfig = StorageConfig()
     compute: ComputeConfig = ComputeConfig()
 

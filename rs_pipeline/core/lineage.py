@@ -24,6 +24,7 @@ from rs_pipeline.core.records import (
     QUARANTINE_SCHEMA,
     SAMPLE_SCHEMA,
     SCORE_SCHEMA,
+    SELECTION_SCHEMA,
 )
 
 # Every lineage row says which asset, partition and run wrote it.
@@ -35,6 +36,7 @@ TABLES: dict[str, pa.Schema] = {
     "captions": CAPTION_SCHEMA,
     "pairs": PAIR_SCHEMA,
     "scores": SCORE_SCHEMA,
+    "selections": SELECTION_SCHEMA,
 }
 
 _WRITES_DDL = """

@@ -209,6 +209,22 @@ SCORE_SCHEMA = pa.schema(
 )
 
 
+# One kept pair of one selection (grain of `curated_subsets`), with why it was kept.
+SELECTION_SCHEMA = pa.schema(
+    [
+        ("selection", pa.string()),
+        ("scorer_version", pa.string()),
+        ("batch", pa.string()),
+        ("sample_id", pa.string()),
+        ("caption_id", pa.string()),
+        ("text", pa.string()),
+        ("score", pa.float64()),
+        ("rank", pa.int64()),
+        ("reason", pa.string()),
+    ]
+)
+
+
 def to_table(records: list, schema: pa.Schema) -> pa.Table:
     """Records (dataclasses) to an Arrow table of exactly `schema`."""
     names = schema.names

@@ -33,6 +33,8 @@ def test_every_scorer_version_trains_and_scores_the_batch(tiny_config):
             "SELECT count(*) AS n FROM scores WHERE scorer_version = ? AND batch = 'b1'", [version]
         ).column("n")[0]
         assert rows.as_py() == n_ok
+        subsets = result.metadata[f"curated_subsets[{version}]"]
+        assert subsets["kept_by_selection"] == {f"{version}@30": -(-n_ok * 30 // 100)}
 
 
 def test_gpu_assets_share_one_declaration_of_pool_and_k8s_tags():

@@ -1,0 +1,59 @@
+"""curated_subsets over real tiny-preset scores: sizes, reasons, churn, lineage."""
+
+import math
+
+import pyarrow.parquet as pq
+import pytest
+
+from rs_pipeline.core.config import load_config
+from rs_pipeline.core.scoring.apply import run_pair_scores
+from rs_pipeline.core.scoring.stage import run_score_model
+from rs_pipeline.core.scoring.versions import versions
+from rs_pipeline.core.selection.stage import run_curated_subsets
+from rs_pipeline_tests.core.pairs.test_stage import engine
+from rs_pipeline_tests.factories import write_config
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("subsets")
+    config = write_config(
+        tmp,
+        scoring={"scorers": [{"name": "r0", "backend": "random", "seed": 0},
+                             {"name": "r1", "backend": "random", "seed": 1}], "current": "r0"},
+        selection={"ratios": [30, 50]},
+    )  # fmt: skip
+    store, lineage, *_ = engine(config)
+    cfg = load_config(config)
+    for version in versions(cfg.scoring):
+        run_score_model(cfg, version, store, log=lambda _: None)
+        run_pair_scores(cfg, version, "b1", store, lineage, "r1")
+    return cfg, store, lineage, list(versions(cfg.scoring))
+
+
+def test_selections_keep_the_top_percent_with_reasons(scored):
+    cfg, store, lineage, (v0, _) = scored
+    rep = run_curated_subsets(cfg, v0, store, lineage, "r1")
+    assert set(rep.kept) == {f"{v0}@30", f"{v0}@50"}
+    assert rep.kept[f"{v0}@30"] == math.ceil(rep.pool * 0.3)
+    table = pq.read_table(rep.urls[f"{v0}@30"]).to_pylist()
+    scores = [r["score"] for r in table]
+    assert scores == sorted(scores, reverse=True)
+    assert all(r["reason"].startswith("rank ") and r["text"] for r in table)
+
+
+def test_churn_against_the_previous_scorer_version_is_measured(scored):
+    cfg, store, lineage, (v0, v1) = scored
+    run_curated_subsets(cfg, v0, store, lineage, "r1")
+    rep = run_curated_subsets(cfg, v1, store, lineage, "r2")
+    assert rep.previous_version == v0
+    c = rep.churn[f"{v1}@30"]
+    assert c.kept + c.added == rep.kept[f"{v1}@30"] and 0.0 <= c.jaccard < 1.0
+    rows = lineage.query("SELECT count(*) AS n FROM selections WHERE scorer_version = ?", [v1])
+    assert rows.column("n")[0].as_py() == sum(rep.kept.values())
+
+
+def test_missing_scores_say_what_to_materialize(scored):
+    cfg, store, lineage, _ = scored
+    with pytest.raises(FileNotFoundError, match="materialize pair_scores"):
+        run_curated_subsets(cfg, "nope-000000", store, lineage, "r")
