@@ -129,7 +129,7 @@ def throughput() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg, store, _ = demo_engine(Path(tmp))
         texts = _texts(store, "bench")
-        images_path = store._path(batch_dir("bench"), "images.parquet")
+        images_path = store.path(batch_dir("bench"), "images.parquet")
         scorer = ClipHeadScorer(seed=0).eval()
         runs = {"pipeline": [], "plain": []}
         for _ in range(3):

@@ -28,16 +28,17 @@ class ArtifactStore:
         """Full URL of a path under the root."""
         return posixpath.join(self.root, *parts)
 
-    def _path(self, *parts: str) -> str:
+    def path(self, *parts: str) -> str:
+        """Filesystem path (no protocol) of a path under the root, for `self.fs` calls."""
         return posixpath.join(self._root_path.rstrip("/"), *parts)
 
     def exists(self, *parts: str) -> bool:
         """Whether a path under the root exists."""
-        return self.fs.exists(self._path(*parts))
+        return self.fs.exists(self.path(*parts))
 
     def write_table(self, table: pa.Table, *parts: str) -> str:
         """Write a Parquet table atomically where the filesystem allows; returns its URL."""
-        path = self._path(*parts)
+        path = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if isinstance(self.fs, LocalFileSystem):
             # Write beside, then rename: a crash never leaves a half-written manifest.
@@ -53,7 +54,7 @@ class ArtifactStore:
 
     def read_table(self, *parts: str) -> pa.Table:
         """Read a Parquet table under the root."""
-        path = self._path(*parts)
+        path = self.path(*parts)
         if not self.fs.exists(path):
             raise FileNotFoundError(
                 f"{self.url(*parts)} does not exist: materialize the asset that writes it first"
@@ -72,7 +73,7 @@ class TableWriter:
     def __init__(self, store: ArtifactStore, schema: pa.Schema, *parts: str, chunk: int = 512):
         self.store, self.schema, self.chunk = store, schema, chunk
         self.url = store.url(*parts)
-        self._path = store._path(*parts)
+        self._path = store.path(*parts)
         local = isinstance(store.fs, LocalFileSystem)
         self._tmp = f"{self._path}.tmp-{uuid.uuid4().hex}" if local else None
         store.fs.makedirs(posixpath.dirname(self._path), exist_ok=True)

@@ -39,7 +39,7 @@ def load_manifest(store: ArtifactStore, batch: str) -> pa.Table:
 def iter_views(store: ArtifactStore, batch: str, chunk_size: int) -> Iterator[list[SampleView]]:
     """SampleViews of a batch in chunks of `chunk_size` images (bounded memory)."""
     rows = {r["sample_id"]: r for r in load_manifest(store, batch).to_pylist()}
-    path = store._path(batch_dir(batch), "images.parquet")
+    path = store.path(batch_dir(batch), "images.parquet")
     with store.fs.open(path, "rb") as fh:
         for record_batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_size):
             chunk = []

@@ -92,10 +92,10 @@ def run_pair_scores(
             f"scorer_version {version!r} first"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        store.fs.get(store._path(model_dir(version)) + "/", tmp + "/", recursive=True)
+        store.fs.get(store.path(model_dir(version)) + "/", tmp + "/", recursive=True)
         scorer = load_scorer(tmp)
     stream = PairStream(
-        store.fs, store._path(batch_dir(batch), "images.parquet"), _texts(store, batch)
+        store.fs, store.path(batch_dir(batch), "images.parquet"), _texts(store, batch)
     )
     writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), "scores.parquet")
     n, total, images = 0, 0.0, set()
@@ -116,7 +116,7 @@ def run_pair_scores(
         raise
     url = writer.close()
     # Lineage rows stream back from the file just written: memory stays bounded.
-    with store.fs.open(store._path(scores_dir(version, batch), "scores.parquet"), "rb") as fh:
+    with store.fs.open(store.path(scores_dir(version, batch), "scores.parquet"), "rb") as fh:
         reader = pa.RecordBatchReader.from_batches(
             SCORE_SCHEMA, pq.ParquetFile(fh).iter_batches(batch_size=8192)
         )

@@ -62,6 +62,16 @@ class TrainableScorer(Scorer, Protocol):
         ...
 
 
+def check_pair_lengths(images: Sequence, texts: Sequence, questions: Sequence | None) -> None:
+    """ValueError unless there is one text (and one question, if any) per image."""
+    if len(images) != len(texts):
+        raise ValueError(
+            f"got {len(images)} images but {len(texts)} texts; pass one text per image"
+        )
+    if questions is not None and len(questions) != len(texts):
+        raise ValueError(f"got {len(questions)} questions for {len(texts)} texts; pass one or None")
+
+
 def score_in_batches(
     model: torch.nn.Module,
     images: Sequence[Image.Image],
@@ -73,6 +83,9 @@ def score_in_batches(
 
     The shared body of every learned scorer's `score`; the training mode is restored after.
     """
+    check_pair_lengths(images, texts, questions)
+    if not texts:
+        return []
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     out: list[float] = []

@@ -17,9 +17,9 @@ from PIL import Image
 from torch import nn
 
 from rs_pipeline.core.models.clip import DEFAULT_CLIP, build_clip, load_clip_weights
+from rs_pipeline.core.scoring.base import check_pair_lengths
 from rs_pipeline.core.scoring.clip_head import (
     ClipHeadScorer,
-    check_pair_lengths,
     preprocess_images,
     tokenize_texts,
 )

@@ -25,20 +25,10 @@ from rs_pipeline.core.models.clip import (
     load_clip_weights,
     register_clip_config,
 )
-from rs_pipeline.core.scoring.base import Stage, score_in_batches
+from rs_pipeline.core.scoring.base import Stage, check_pair_lengths, score_in_batches
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 _NOT_TEXT = ("visual.", "logit_scale", "logit_bias")  # CLIP parameters outside the text tower
-
-
-def check_pair_lengths(images: Sequence, texts: Sequence, questions: Sequence | None) -> None:
-    """ValueError unless there is one text (and one question, if any) per image."""
-    if len(images) != len(texts):
-        raise ValueError(
-            f"got {len(images)} images but {len(texts)} texts; pass one text per image"
-        )
-    if questions is not None and len(questions) != len(texts):
-        raise ValueError(f"got {len(questions)} questions for {len(texts)} texts; pass one or None")
 
 
 def _qa_tokens(tokenizer: Any, question: str, answer: str) -> list[int] | None:
@@ -220,9 +210,6 @@ class ClipHeadScorer(nn.Module):
         batch_size: int = 64,
     ) -> list[float]:
         """One float per pair, in input order, batched under inference mode and eval mode."""
-        check_pair_lengths(images, texts, questions)
-        if not texts:
-            return []
         return score_in_batches(self, images, texts, questions, batch_size)
 
     # -- persistence ----------------------------------------------------------------------------

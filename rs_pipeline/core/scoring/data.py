@@ -29,12 +29,12 @@ def materialized_batches(store: ArtifactStore) -> list[str]:
     """Batches whose `preference_pairs` exist under the artifact root, sorted."""
     if not store.exists("preference_pairs"):
         return []
-    found = store.fs.glob(store._path("preference_pairs", "batch=*", "pairs.parquet"))
+    found = store.fs.glob(store.path("preference_pairs", "batch=*", "pairs.parquet"))
     return sorted(m.group(1) for f in found if (m := _BATCH.search(f)))
 
 
 def _images(store: ArtifactStore, batch: str, wanted: set[str]) -> dict[str, Image.Image]:
-    path = store._path("rs_images", f"batch={batch}", "images.parquet")
+    path = store.path("rs_images", f"batch={batch}", "images.parquet")
     out = {}
     with store.fs.open(path, "rb") as fh:
         for rb in pq.ParquetFile(fh).iter_batches(batch_size=256, columns=["sample_id", "data"]):

@@ -32,8 +32,7 @@ from rs_pipeline.core.models.qwen2vl import (
     default_tokenizer_corpus,
     train_tokenizer,
 )
-from rs_pipeline.core.scoring.base import Stage, score_in_batches
-from rs_pipeline.core.scoring.clip_head import check_pair_lengths
+from rs_pipeline.core.scoring.base import Stage, check_pair_lengths, score_in_batches
 
 BACKEND = "qwen2vl_reward"
 WEIGHTS_FILE, CONFIG_FILE, INDEX_FILE = (
@@ -218,9 +217,6 @@ class Qwen2VLRewardScorer(nn.Module):
         batch_size: int = 8,
     ) -> list[float]:
         """One float per pair, in input order, batched under inference mode and eval mode."""
-        check_pair_lengths(images, texts, questions)
-        if not texts:
-            return []
         return score_in_batches(self, images, texts, questions, batch_size)
 
     # -- persistence ----------------------------------------------------------------------------

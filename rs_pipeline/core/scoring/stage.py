@@ -43,6 +43,10 @@ class ScoreModelReport:
     weights_sha256: str
     history: list[dict]
 
+    def required_accuracy(self, min_val_accuracy: float) -> float:
+        """The bar a learned scorer must clear: the threshold and CLIPScore on the same pairs."""
+        return max(min_val_accuracy, self.clipscore_val_accuracy or 0.0)
+
 
 def pair_accuracy(scorer, pairs: list[PairExample], batch_size: int = 64) -> float:
     """Held-out pairwise accuracy of any scorer (ties count half)."""
@@ -150,7 +154,7 @@ def run_score_model(
                    "batches": data.batches, "history": history}  # fmt: skip
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         digest = weights_digest(out) if any(out.glob("*.safetensors")) else "none"
-        store.fs.put(str(out) + "/", store._path(model_dir(version)) + "/", recursive=True)
+        store.fs.put(str(out) + "/", store.path(model_dir(version)) + "/", recursive=True)
     return ScoreModelReport(
         version, spec.backend, val_acc, baseline, len(data.train), len(data.val), data.batches,
         store.url(model_dir(version)), digest, history,

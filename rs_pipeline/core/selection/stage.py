@@ -40,7 +40,7 @@ class SubsetsReport:
 
 def scored_batches(store: ArtifactStore, version: str) -> list[str]:
     """Batches that have pair_scores under `version`, sorted."""
-    found = store.fs.glob(store._path(f"pair_scores/version={version}", "batch=*", "*.parquet"))
+    found = store.fs.glob(store.path(f"pair_scores/version={version}", "batch=*", "*.parquet"))
     return sorted(m.group(1) for f in found if (m := _BATCH.search(f)))
 
 

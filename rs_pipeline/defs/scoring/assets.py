@@ -33,8 +33,7 @@ def score_model(
     or registered from a checkpoint; safetensors + config + metrics."""
     cfg = settings.load()
     rep = run_score_model(cfg, context.partition_key, artifacts.store(), log=context.log.info)
-    floor = max(cfg.scoring.min_val_accuracy, rep.clipscore_val_accuracy or 0.0)
-    passed = rep.val_accuracy >= floor
+    required = rep.required_accuracy(cfg.scoring.min_val_accuracy)
     return dg.MaterializeResult(
         metadata={
             "backend": rep.backend,
@@ -49,9 +48,9 @@ def score_model(
         check_results=[
             dg.AssetCheckResult(
                 check_name=MODEL_CHECK.name,
-                passed=passed,
+                passed=rep.val_accuracy >= required,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"val_accuracy": rep.val_accuracy, "required": floor},
+                metadata={"val_accuracy": rep.val_accuracy, "required": required},
             )
         ],
         data_version=dg.DataVersion(rep.weights_sha256[:16]),

@@ -27,9 +27,9 @@ def test_registered_checkpoint_is_not_retrained_and_is_versioned_by_its_weights(
     assert version == scorer_version(cfg.scoring.scorers[0])
     report = run_score_model(cfg, version, store, log=lambda _: None)
     assert report.history == []  # registered, not trained
-    files = set(store.fs.ls(store._path(model_dir(version)), detail=False))
+    files = set(store.fs.ls(store.path(model_dir(version)), detail=False))
     names = {f.rsplit("/", 1)[1] for f in files}
     assert {"model.safetensors", "config.json", "metrics.json"} <= names
     assert not any(n.endswith((".pt", ".pth", ".bin", ".pkl")) for n in names)
-    metrics = json.loads(store.fs.cat_file(store._path(model_dir(version), "metrics.json")))
+    metrics = json.loads(store.fs.cat_file(store.path(model_dir(version), "metrics.json")))
     assert metrics["val_pairwise_accuracy"] == pytest.approx(report.val_accuracy)
