@@ -274,6 +274,8 @@ class SelectionConfig(Section):
 
     ratios: tuple[float, ...] = Field((30.0,), description="percents kept, e.g. [10, 30, 50]")
     stratify: Literal["none", "label", "source"] = "none"
+    webdataset: bool = Field(False, description="also write WebDataset tar shards per selection")
+    shard_size: int = Field(1000, ge=1, description="pairs per WebDataset shard")
 
     @model_validator(mode="after")
     def _ratios_in_range(self) -> SelectionConfig:
@@ -281,6 +283,78 @@ class SelectionConfig(Section):
         if bad:
             raise ValueError(f"selection.ratios must be in (0, 100], got {bad}")
         return self
+
+
+class FinetuneConfig(Section):
+    """CLIP fine-tuning on each selection: equal steps for every selection, several seeds."""
+
+    clip_model: str = Field("rs-resnet-tiny-64", description="open_clip config to train")
+    clip_weights: str | None = Field(
+        None, description="local safetensors to start from (the `paper` setting); else random init"
+    )
+    steps: int = Field(150, ge=1, description="optimisation steps, the same for every selection")
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(5e-4, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
+    checkpoint_every: int = Field(50, ge=1, description="steps between resumable snapshots")
+    include_all: bool = Field(True, description="also train on `all@100`, the uncurated pool")
+
+
+class BenchmarkConfig(Section):
+    """One evaluation set: a labelled ImageFolder, a caption file, or held-out SynthRS tiles."""
+
+    name: str
+    kind: Literal["classification", "retrieval", "synthrs"]
+    path: str | None = Field(None, description="ImageFolder root or CSV/JSONL caption file")
+    image_root: str | None = Field(None, description="caption file images resolve inside this")
+    class_names: dict[str, str] = Field(
+        default_factory=dict, description="folder name -> readable phrase for prompts"
+    )
+    max_images: int | None = Field(None, ge=1)
+    count: int = Field(140, ge=2, description="synthrs: held-out tiles rendered")
+    seed: int = Field(10_007, description="synthrs: never a training seed")
+    size: int = Field(64, ge=16)
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _path_when_needed(self) -> BenchmarkConfig:
+        if self.kind != "synthrs" and not self.path:
+            raise ValueError(f"benchmark {self.name!r} ({self.kind}) needs `path`")
+        return self
+
+
+def _default_benchmarks() -> tuple[BenchmarkConfig, ...]:
+    return (BenchmarkConfig(name="synthrs-heldout", kind="synthrs"),)
+
+
+class EvaluationConfig(Section):
+    """Benchmarks every checkpoint is scored on, and decontamination against training."""
+
+    benchmarks: tuple[BenchmarkConfig, ...] = Field(default_factory=_default_benchmarks)
+    batch_size: int = Field(128, ge=1)
+    decontaminate: bool = Field(True, description="drop eval images whose sample_id was trained on")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> EvaluationConfig:
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evaluation.benchmarks: names must be unique, got {names}")
+        return self
+
+
+class AutomationConfig(Section):
+    """Nightly re-curation from a landing prefix, and the scorer registry the sensor watches."""
+
+    landing: str | None = Field(
+        None, description="fsspec prefix; each new sub-folder `<batch>/` is one night's drop"
+    )
+    nightly_cron: str = "0 2 * * *"
+    registry: str | None = Field(
+        None, description="fsspec prefix of scorer checkpoints: `<name>/{config.json,*.safetensors}`"
+    )
+    sensor_interval_s: int = Field(60, ge=1)
 
 
 class PipelineConfig(Section):
@@ -293,6 +367,9 @@ class PipelineConfig(Section):
     pairs: PairsConfig = PairsConfig()
     scoring: ScoringConfig = ScoringConfig()
     selection: SelectionConfig = SelectionConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    automation: AutomationConfig = AutomationConfig()
     storage: StorageConfig = StorageConfig()
     compute: ComputeConfig = ComputeConfig()
 

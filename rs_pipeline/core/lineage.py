@@ -18,8 +18,10 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock
 
+from rs_pipeline.core.evaluation.results import EVAL_SCHEMA
 from rs_pipeline.core.records import (
     CAPTION_SCHEMA,
+    CHECKPOINT_SCHEMA,
     PAIR_SCHEMA,
     QUARANTINE_SCHEMA,
     SAMPLE_SCHEMA,
@@ -37,6 +39,8 @@ TABLES: dict[str, pa.Schema] = {
     "pairs": PAIR_SCHEMA,
     "scores": SCORE_SCHEMA,
     "selections": SELECTION_SCHEMA,
+    "checkpoints": CHECKPOINT_SCHEMA,
+    "eval_results": EVAL_SCHEMA,
 }
 
 _WRITES_DDL = """

@@ -225,6 +225,21 @@ SELECTION_SCHEMA = pa.schema(
 )
 
 
+# One CLIP fine-tuned on one selection with one seed (grain of `clip_checkpoints`).
+CHECKPOINT_SCHEMA = pa.schema(
+    [
+        ("selection", pa.string()),
+        ("seed", pa.int64()),
+        ("manifest_digest", pa.string()),  # sha256 of the selection's sorted caption ids
+        ("train_pairs", pa.int64()),
+        ("train_images", pa.int64()),
+        ("steps", pa.int64()),
+        ("final_loss", pa.float64()),
+        ("url", pa.string()),
+    ]
+)
+
+
 def to_table(records: list, schema: pa.Schema) -> pa.Table:
     """Records (dataclasses) to an Arrow table of exactly `schema`."""
     names = schema.names

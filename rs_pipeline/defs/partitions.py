@@ -12,3 +12,6 @@ scorer_partitions = dg.DynamicPartitionsDefinition(name="scorer_version")
 scores_partitions = dg.MultiPartitionsDefinition(
     {"scorer_version": scorer_partitions, "batch": batch_partitions}
 )
+
+# One partition per curated selection (`clip-head-3f9a1c@30`, `all@100`); curated_subsets adds them.
+selection_partitions = dg.DynamicPartitionsDefinition(name="selection")

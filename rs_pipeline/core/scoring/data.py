@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
 from PIL import Image
 
 from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.ingest.images import load_images
 from rs_pipeline.core.scoring.train import PairExample
 
 _BATCH = re.compile(r"batch=([^/]+)/pairs\.parquet$")
@@ -33,17 +32,6 @@ def materialized_batches(store: ArtifactStore) -> list[str]:
     return sorted(m.group(1) for f in found if (m := _BATCH.search(f)))
 
 
-def _images(store: ArtifactStore, batch: str, wanted: set[str]) -> dict[str, Image.Image]:
-    path = store.path("rs_images", f"batch={batch}", "images.parquet")
-    out = {}
-    with store.fs.open(path, "rb") as fh:
-        for rb in pq.ParquetFile(fh).iter_batches(batch_size=256, columns=["sample_id", "data"]):
-            for sid, data in zip(rb.column(0).to_pylist(), rb.column(1).to_pylist(), strict=True):
-                if sid in wanted:
-                    out[sid] = Image.open(io.BytesIO(data)).convert("RGB")
-    return out
-
-
 def load_pair_data(store: ArtifactStore, batches: list[str] | None = None) -> PairData:
     """Every pair of `batches` (default: all materialized) as PairExamples with images."""
     batches = batches if batches is not None else materialized_batches(store)
@@ -55,7 +43,7 @@ def load_pair_data(store: ArtifactStore, batches: list[str] | None = None) -> Pa
     train, val, pool = [], [], []
     for batch in batches:
         pairs = store.read_table("preference_pairs", f"batch={batch}", "pairs.parquet").to_pylist()
-        images = _images(store, batch, {p["sample_id"] for p in pairs})
+        images = load_images(store, batch, {p["sample_id"] for p in pairs})
         for p in pairs:
             ex = PairExample(images[p["sample_id"]], p["chosen"], p["rejected"], p["question"])
             (val if p["split"] == "val" else train).append(ex)

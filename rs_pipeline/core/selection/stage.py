@@ -15,6 +15,7 @@ from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import SELECTION_SCHEMA
 from rs_pipeline.core.scoring.apply import scores_dir
 from rs_pipeline.core.selection.topk import Churn, ScoredPair, churn, select_top, selection_name
+from rs_pipeline.core.selection.webdataset import write_shards
 
 ASSET = "curated_subsets"
 _BATCH = re.compile(r"batch=([^/]+)/scores\.parquet$")
@@ -34,6 +35,7 @@ class SubsetsReport:
     pool: int
     kept: dict[str, int] = field(default_factory=dict)  # selection -> pairs
     urls: dict[str, str] = field(default_factory=dict)
+    shards: dict[str, list[str]] = field(default_factory=dict)  # selection -> WebDataset tars
     churn: dict[str, Churn] = field(default_factory=dict)  # selection -> against previous
     previous_version: str | None = None
 
@@ -90,6 +92,10 @@ def run_curated_subsets(
         table = pa.Table.from_pylist(rows, schema=SELECTION_SCHEMA)
         rep.urls[name] = store.write_table(table, subsets_dir(version), f"{name}.parquet")
         rep.kept[name] = len(rows)
+        if cfg.selection.webdataset:
+            rep.shards[name] = write_shards(
+                store, f"{subsets_dir(version)}/webdataset", name, table, cfg.selection.shard_size
+            )
         tables.append(table)
         if rep.previous_version:
             rep.churn[name] = churn(

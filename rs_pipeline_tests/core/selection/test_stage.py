@@ -57,3 +57,40 @@ def test_missing_scores_say_what_to_materialize(scored):
     cfg, store, lineage, _ = scored
     with pytest.raises(FileNotFoundError, match="materialize pair_scores"):
         run_curated_subsets(cfg, "nope-000000", store, lineage, "r")
+
+
+def test_webdataset_shards_hold_every_selected_pair_readable_by_webdataset(scored, tmp_path):
+    import webdataset as wds
+
+    cfg, store, lineage, (v0, _) = scored
+    cfg = cfg.model_copy(
+        update={"selection": cfg.selection.model_copy(update={"webdataset": True, "shard_size": 7})}
+    )
+    rep = run_curated_subsets(cfg, v0, store, lineage, "r1")
+    name = f"{v0}@30"
+    shards = rep.shards[name]
+    assert len(shards) == math.ceil(rep.kept[name] / 7)
+    samples = list(wds.WebDataset(shards, shardshuffle=False).decode("pil"))
+    manifest = pq.read_table(rep.urls[name]).to_pylist()
+    assert [s["__key__"] for s in samples] == [r["caption_id"] for r in manifest]
+    assert [s["txt"] for s in samples] == [r["text"] for r in manifest]
+    first = samples[0]
+    image = first.get("png") or first.get("jpg")
+    assert image.size[0] > 0 and first["json"]["sample_id"] == manifest[0]["sample_id"]
+
+
+def test_all_selection_is_every_ok_candidate_and_named_selections_resolve(scored):
+    from rs_pipeline.core.selection.manifest import load_selection
+
+    cfg, store, lineage, (v0, _) = scored
+    run_curated_subsets(cfg, v0, store, lineage, "r1")
+    everything = load_selection(store, "all@100")
+    top = load_selection(store, f"{v0}@30")
+    assert set(top.table.column("caption_id").to_pylist()) < set(
+        everything.table.column("caption_id").to_pylist()
+    )
+    ok = lineage.query("SELECT count(*) AS n FROM captions WHERE status = 'ok'")
+    assert len(everything) == ok.column("n")[0].as_py()
+    assert everything.digest == load_selection(store, "all@100").digest != top.digest
+    with pytest.raises(FileNotFoundError, match="materialize curated_subsets"):
+        load_selection(store, f"{v0}@12")

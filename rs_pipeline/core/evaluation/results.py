@@ -1,0 +1,61 @@
+"""Typed evaluation records: one metric of one checkpoint (selection x seed) on one benchmark."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+
+ALL_SELECTION = "all@100"  # the identity selection: every pair of the pool
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One number in the report, with everything needed to trace it back."""
+
+    selection: str  # `<scorer_version>@<percent>` or `all@100`
+    scorer: str  # readable scorer name (`clip-head`), `all` for the identity selection
+    percent: float  # share of the pool kept, 100 for `all@100`
+    seed: int
+    benchmark: str
+    metric: str  # top1, top5, t2i_R@1 ... i2t_R@10, mean_recall
+    value: float
+    n_images: int  # evaluated, after decontamination
+    excluded: int  # evaluation images dropped because training saw them
+    checkpoint: str  # URL of the safetensors folder that produced it
+
+    def row(self) -> dict:
+        """As a plain mapping (Arrow/JSON)."""
+        return asdict(self)
+
+
+EVAL_SCHEMA = pa.schema(
+    [
+        ("selection", pa.string()),
+        ("scorer", pa.string()),
+        ("percent", pa.float64()),
+        ("seed", pa.int64()),
+        ("benchmark", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("n_images", pa.int64()),
+        ("excluded", pa.int64()),
+        ("checkpoint", pa.string()),
+    ]
+)
+
+
+def parse_selection(name: str) -> tuple[str, str, float]:
+    """`clip-head-3f9a1c@30` -> (scorer_version, scorer name, percent); `all@100` -> all."""
+    version, sep, pct = name.rpartition("@")
+    if not sep or not version:
+        raise ValueError(f"selection {name!r} is not `<scorer_version>@<percent>` or `all@100`")
+    if name == ALL_SELECTION:
+        return "all", "all", 100.0
+    scorer = version.rsplit("-", 1)[0] if "-" in version else version
+    return version, scorer, float(pct)
+
+
+def results_table(results: list[EvalResult]) -> pa.Table:
+    """Arrow table of results (for Parquet and the lineage `eval_results` table)."""
+    return pa.Table.from_pylist([r.row() for r in results], schema=EVAL_SCHEMA)
