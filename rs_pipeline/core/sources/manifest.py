@@ -39,7 +39,8 @@ def read_manifest(fs, path: str) -> pa.Table:
     raise ValueError(f"manifest {path}: unsupported format; use one of {list(FORMATS)}")
 
 
-def _captions(value: Any) -> tuple[str, ...]:
+def parse_captions(value: Any) -> tuple[str, ...]:
+    """Captions from a list, a JSON list in a string, or one caption string."""
     if value is None:
         return ()
     if isinstance(value, list):
@@ -110,6 +111,6 @@ class ManifestSource:
                 data=data,
                 label=None if label in (None, "") else str(label),
                 geo=_geo(row),
-                captions=_captions(row.get("captions")),
+                captions=parse_captions(row.get("captions")),
                 problem=problem,
             )

@@ -16,6 +16,8 @@ import torch
 from open_clip.loss import ClipLoss
 from PIL import Image
 
+from rs_pipeline.core.training.snapshots import Snapshots
+
 
 @dataclass(frozen=True)
 class ContrastivePlan:
@@ -59,17 +61,27 @@ def train_contrastive(
     plan: ContrastivePlan,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    snapshots: Snapshots | None = None,
+    snapshot_every: int = 0,
 ) -> list[float]:
-    """Train in place with the symmetric InfoNCE loss; returns the loss per step."""
+    """Train in place with the symmetric InfoNCE loss; returns the loss per step.
+
+    With `snapshots`, the state is saved every `snapshot_every` steps and a run that was cut
+    short resumes from its last snapshot, continuing exactly as an uninterrupted run would.
+    """
     if len(pairs) < 2:
         raise ValueError(f"contrastive training needs at least 2 pairs, got {len(pairs)}")
     torch.manual_seed(plan.seed)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
-    loss_fn, losses = ClipLoss(), []
-    cuda = device.startswith("cuda")
+    loss_fn, cuda = ClipLoss(), device.startswith("cuda")
+    start, losses = snapshots.restore(model, opt) if snapshots else (0, [])
+    if start and log:
+        log(f"contrastive: resumed at step {start}/{plan.steps}")
     for step, idx in enumerate(_batches(len(pairs), plan)):
+        if step < start:
+            continue  # replaying the seeded order keeps the resumed batches identical
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, plan)
         images = torch.stack([preprocess(pairs[i][0]) for i in idx]).to(device)  # (B, 3, H, W)
@@ -84,5 +96,7 @@ def train_contrastive(
         losses.append(loss.item())
         if log and (step + 1) % 25 == 0:
             log(f"contrastive step {step + 1}/{plan.steps} loss {loss.item():.4f}")
+        if snapshots and snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshots.save(step + 1, model, opt, losses)
     model.eval()
     return losses

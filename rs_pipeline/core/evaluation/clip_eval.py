@@ -1,0 +1,62 @@
+"""Scoring one CLIP on one benchmark: zero-shot top-1/top-5 and retrieval R@K both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from rs_pipeline.core.evaluation.benchmarks import Benchmark
+from rs_pipeline.core.evaluation.metrics import retrieval_recall, zero_shot_accuracy
+
+
+@torch.no_grad()
+def _encode_images(model, preprocess: Callable, images: Sequence[Image.Image], batch: int,
+                   device: str) -> torch.Tensor:  # fmt: skip
+    out = []
+    for i in range(0, len(images), batch):
+        pixels = torch.stack([preprocess(im) for im in images[i : i + batch]]).to(device)
+        out.append(model.encode_image(pixels).float().cpu())  # (b, D)
+    return torch.cat(out)  # (N, D)
+
+
+@torch.no_grad()
+def _encode_texts(model, tokenizer: Callable, texts: Sequence[str], batch: int,
+                  device: str) -> torch.Tensor:  # fmt: skip
+    out = []
+    for i in range(0, len(texts), batch):
+        out.append(
+            model.encode_text(tokenizer(list(texts[i : i + batch])).to(device)).float().cpu()
+        )
+    return torch.cat(out)  # (T, D)
+
+
+def evaluate_clip(
+    model: torch.nn.Module,
+    preprocess: Callable,
+    tokenizer: Callable,
+    bench: Benchmark,
+    batch_size: int = 128,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Metrics of `model` on `bench`; class prompts are averaged per class (CLIP's ensemble)."""
+    if not bench.images:
+        raise ValueError(f"benchmark {bench.name!r} has no images left to evaluate")
+    model.to(device).eval()
+    images = _encode_images(model, preprocess, bench.images, batch_size, device)  # (N, D)
+    metrics: dict[str, float] = {}
+    if bench.classification:
+        flat = [p for prompts in bench.prompts for p in prompts]
+        per_class = len(bench.prompts[0])
+        prompt_feats = F.normalize(
+            _encode_texts(model, tokenizer, flat, batch_size, device), dim=-1
+        )
+        classes = prompt_feats.view(len(bench.classes), per_class, -1).mean(dim=1)  # (C, D)
+        top1, top5 = zero_shot_accuracy(images, classes, torch.tensor(bench.labels), k=5)
+        metrics |= {"top1": top1, "top5": top5}
+    if bench.retrieval:
+        texts = _encode_texts(model, tokenizer, bench.texts, batch_size, device)  # (T, D)
+        metrics |= retrieval_recall(images, texts, torch.tensor(bench.text_to_image))
+    return metrics
