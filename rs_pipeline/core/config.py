@@ -352,7 +352,7 @@ class AutomationConfig(Section):
     )
     nightly_cron: str = "0 2 * * *"
     registry: str | None = Field(
-        None, description="fsspec prefix of scorer checkpoints: `<name>/{config.json,*.safetensors}`"
+        None, description="fsspec prefix of scorer checkpoints, one `<name>/` folder each"
     )
     sensor_interval_s: int = Field(60, ge=1)
 
