@@ -1,0 +1,119 @@
+"""Report plots as PNG bytes: accuracy against selection ratio, kept/dropped score histograms.
+
+Figures are built on the object API with the Agg canvas, never pyplot: no global figure state,
+safe in threads (Dagster's in-process executor) and on machines without a display.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from rs_pipeline.core.evaluation.results import ALL_SELECTION
+from rs_pipeline.core.evaluation.summary import Column, ReportTable, ScoreSplit
+
+PANEL_SIZE = (4.2, 3.2)  # inches per small multiple
+DPI = 100
+_PALETTE = (
+    "tab:blue",
+    "tab:orange",
+    "tab:green",
+    "tab:red",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+)
+
+
+def _figure(panels: int, max_cols: int = 3) -> tuple[Figure, list[Axes]]:
+    cols = min(max_cols, panels)
+    rows = math.ceil(panels / cols)
+    fig = Figure(
+        figsize=(PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows), dpi=DPI, layout="constrained"
+    )
+    FigureCanvasAgg(fig)
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes[panels:]:
+        ax.set_visible(False)  # the grid's unused cells
+    return fig, axes[:panels]
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    # No "Software" stamp: the same inputs give the same bytes, so re-runs are byte-identical.
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _ratio_panel(ax: Axes, table: ReportTable, column: Column, colors: dict[str, str]) -> None:
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for row in table.rows:
+        cell = row.cell(column)
+        if cell is not None and row.selection != ALL_SELECTION:
+            curves.setdefault(row.scorer, []).append((row.percent, cell.mean, cell.std))
+    for i, (scorer, points) in enumerate(sorted(curves.items())):
+        xs, ys, errs = zip(*sorted(points), strict=True)
+        # Dodge: scorers usually share ratios (30%), and their error bars would hide each other.
+        xs = [x + (i - (len(curves) - 1) / 2) * 0.8 for x in xs]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=colors[scorer], label=scorer)
+    ref = next((r.cell(column) for r in table.rows if r.selection == ALL_SELECTION), None)
+    if ref is not None:
+        # The uncurated pool is one point at 100%; the line lets every ratio be compared to it.
+        ax.axhline(ref.mean, ls="--", color="0.35", lw=1)
+        ax.axhspan(ref.mean - ref.std, ref.mean + ref.std, color="0.5", alpha=0.15, lw=0)
+        ax.errorbar(
+            [100.0],
+            [ref.mean],
+            yerr=[ref.std],
+            marker="s",
+            capsize=3,
+            color="0.35",
+            label=ALL_SELECTION,
+        )
+    ax.set(title=column.benchmark, xlabel="% of pool kept", ylabel=column.metric, xlim=(0, 105))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def accuracy_vs_ratio(table: ReportTable, columns: Sequence[Column] | None = None) -> bytes:
+    """PNG: one panel per column (default: the primary metric of each benchmark), mean ± std."""
+    cols = list(columns or table.primary_columns)
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the report; it has {list(table.columns)}")
+    scorers = sorted({r.scorer for r in table.rows if r.selection != ALL_SELECTION})
+    colors = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(scorers)}
+    fig, axes = _figure(len(cols))
+    for ax, col in zip(axes, cols, strict=True):
+        _ratio_panel(ax, table, col, colors)
+    return _png(fig)
+
+
+def score_histograms(splits: Sequence[ScoreSplit], bins: int = 30) -> bytes:
+    """PNG: per selection, overlaid histograms of kept and dropped scores (one panel each)."""
+    if not splits:
+        raise ValueError("no score splits to plot: pass one ScoreSplit per curated selection")
+    fig, axes = _figure(len(splits))
+    for ax, split in zip(axes, splits, strict=True):
+        both = np.asarray(split.kept_scores + split.dropped_scores, dtype=np.float64)
+        # Shared edges per panel: kept and dropped bars line up; scorers differ in scale.
+        edges = np.histogram_bin_edges(both, bins=bins)
+        for scores, label, color in (
+            (split.dropped_scores, "dropped", "tab:gray"),
+            (split.kept_scores, "kept", "tab:green"),
+        ):
+            if scores:
+                ax.hist(
+                    scores, bins=edges, alpha=0.6, color=color, label=f"{label} ({len(scores)})"
+                )
+        ax.set(title=split.selection, xlabel="score", ylabel="pairs")
+        ax.legend(fontsize="small")
+    return _png(fig)
