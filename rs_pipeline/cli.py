@@ -1,4 +1,4 @@
-"""`rs-pipeline`: run the demo, query lineage."""
+"""`rs-pipeline`: run the graph on a configuration (or the demo), query lineage."""
 
 from __future__ import annotations
 
@@ -35,26 +35,50 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Materialize the asset graph for one batch on the local Dagster instance."""
-    from rs_pipeline.launch import materialize_batch, materialize_scorers
+def _report_summary(root: str) -> str:
+    """The headline table and the report's files, read back from report.json."""
+    import json
 
-    result = materialize_batch(args.config, args.batch)
-    print(result.describe())
+    from rs_pipeline.core.artifacts import ArtifactStore
+    from rs_pipeline.core.evaluation.report import markdown_table
+    from rs_pipeline.core.evaluation.stage import ASSET
+    from rs_pipeline.core.evaluation.summary import ReportTable
+
+    store = ArtifactStore(root)
+    doc = json.loads(store.fs.cat_file(store.path(ASSET, "report.json")))
+    table = ReportTable.from_dict(doc["table"])
+    files = "\n".join(f"  {kind}: {url}" for kind, url in doc["files"].items())
+    seeds = ", ".join(str(s) for s in doc["seeds"])
+    return f"{markdown_table(table)}\n(mean ± std over seeds {seeds})\n\nreport files:\n{files}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the whole graph on a configuration; print the headline table and report paths."""
+    from rs_pipeline.launch import run_all
+
+    cfg = load_config(args.config)
+    result = run_all(args.config, args.batch or [getattr(args, "batch_default", "run")])
+    print(f"batches {result.batch}: {'succeeded' if result.success else 'FAILED'}")
     if not result.success:
+        print("a stage failed: its run log is in the Dagster UI (make dev)", file=sys.stderr)
         return 1
-    scored = materialize_scorers(args.config, [args.batch])
-    print(scored.describe())
-    return 0 if scored.success else 1
+    print(_report_summary(cfg.storage.root))
+    print(f"lineage: {cfg.storage.lineage_db}  (rs-pipeline lineage --batch KEY)")
+    print("UI:      make dev  (then open http://127.0.0.1:3000)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rs-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="materialize the graph for one batch (default: demo)")
+    run = sub.add_parser("run", help="run the whole graph on your configuration")
+    run.add_argument("--config", required=True, help="YAML path or preset name (tiny, demo)")
+    run.add_argument("--batch", action="append", help="batch key, repeatable (default: run)")
+    run.set_defaults(func=cmd_run)
+    demo = sub.add_parser("demo", help="run the whole graph on the built-in demo preset")
     demo.add_argument("--config", default="demo", help="preset name or YAML path")
-    demo.add_argument("--batch", default="demo", help="batch partition key")
-    demo.set_defaults(func=cmd_demo)
+    demo.add_argument("--batch", action="append", help="batch key (default: demo)")
+    demo.set_defaults(func=cmd_run, batch_default="demo")
     lineage = sub.add_parser("lineage", help="counts of a batch from the lineage store")
     lineage.add_argument("--config", default="demo", help="preset name or YAML path")
     lineage.add_argument("--batch", required=True)

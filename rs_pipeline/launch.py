@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from rs_pipeline.core.config import load_config
+from rs_pipeline.core.config import PipelineConfig, load_config
+from rs_pipeline.core.evaluation.results import ALL_SELECTION
 from rs_pipeline.core.ingest.stage import check_batch_key
 from rs_pipeline.core.scoring.versions import versions
+from rs_pipeline.core.selection.topk import selection_name
 from rs_pipeline.definitions import BATCH_ASSETS
+from rs_pipeline.defs.evaluation.assets import evaluation_report
+from rs_pipeline.defs.finetune.assets import clip_checkpoints
 from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions
 from rs_pipeline.defs.resources import build_resources
 from rs_pipeline.defs.scoring.assets import pair_scores, score_model
@@ -103,3 +107,51 @@ def materialize_scorers(
         metadata |= _metadata(done, f"[{version}]")
     return LaunchResult(success, ",".join(batches), cfg.storage.root, cfg.storage.lineage_db,
                         metadata)  # fmt: skip
+
+
+def selections_of(cfg: PipelineConfig) -> list[str]:
+    """Every selection the configuration fine-tunes on: each scorer x ratio, then `all@100`."""
+    names = [selection_name(v, r) for v in versions(cfg.scoring) for r in cfg.selection.ratios]
+    return names + ([ALL_SELECTION] if cfg.finetune.include_all else [])
+
+
+def materialize_evaluation(config: str, instance: dg.DagsterInstance | None = None) -> LaunchResult:
+    """Fine-tune CLIP on every configured selection, then write the evaluation report.
+
+    Selection partitions are registered by curated_subsets: run `materialize_scorers` first.
+    """
+    cfg = load_config(config)
+    instance = instance or _instance()
+    resources, metadata, success = build_resources(config), {}, True
+    for name in selections_of(cfg):
+        done = dg.materialize(
+            [clip_checkpoints], partition_key=name, resources=resources, instance=instance
+        )
+        success &= done.success
+        metadata |= _metadata(done, f"[{name}]")
+    if success:
+        done = dg.materialize([evaluation_report], resources=resources, instance=instance)
+        success &= done.success
+        metadata |= _metadata(done)
+    return LaunchResult(success, "", cfg.storage.root, cfg.storage.lineage_db, metadata)
+
+
+def run_all(
+    config: str, batches: list[str], instance: dg.DagsterInstance | None = None
+) -> LaunchResult:
+    """The whole graph, in order: every batch, every scorer version, fine-tunes, the report.
+
+    Stops at the first failing stage: later stages would only fail on missing inputs.
+    """
+    cfg, instance = load_config(config), instance or _instance()
+    result = LaunchResult(True, ",".join(batches), cfg.storage.root, cfg.storage.lineage_db)
+    stages = [(lambda b=b: materialize_batch(config, b, instance), f"[{b}]") for b in batches]
+    stages += [(lambda: materialize_scorers(config, batches, instance), ""),
+               (lambda: materialize_evaluation(config, instance), "")]  # fmt: skip
+    for stage, suffix in stages:
+        done = stage()
+        result.metadata |= {k + suffix: v for k, v in done.metadata.items()}
+        if not done.success:
+            result.success = False
+            break
+    return result

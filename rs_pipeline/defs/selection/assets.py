@@ -2,8 +2,9 @@
 
 import dagster as dg
 
+from rs_pipeline.core.evaluation.results import ALL_SELECTION
 from rs_pipeline.core.selection.stage import run_curated_subsets
-from rs_pipeline.defs.partitions import scorer_partitions
+from rs_pipeline.defs.partitions import scorer_partitions, selection_partitions
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
 
@@ -28,9 +29,13 @@ def curated_subsets(
 ) -> dg.MaterializeResult:
     """One row per kept (image, caption) pair of each selection `<scorer_version>@<percent>`,
     with its score, rank and the reason it was kept."""
+    cfg = settings.load()
     rep = run_curated_subsets(
-        settings.load(), context.partition_key, artifacts.store(), lineage.store(), context.run_id
+        cfg, context.partition_key, artifacts.store(), lineage.store(), context.run_id
     )
+    # Each selection becomes a clip_checkpoints partition; `all@100` is the uncurated baseline.
+    names = [*rep.kept, *([ALL_SELECTION] if cfg.finetune.include_all else [])]
+    context.instance.add_dynamic_partitions(selection_partitions.name, names)
     churn = {
         name: {"kept": c.kept, "added": c.added, "dropped": c.dropped, "jaccard": c.jaccard}
         for name, c in rep.churn.items()
@@ -43,5 +48,6 @@ def curated_subsets(
             "previous_scorer_version": rep.previous_version or "",
             "churn_vs_previous": dg.MetadataValue.json(churn),
             "selections": dg.MetadataValue.json(rep.urls),
+            "webdataset_shards": dg.MetadataValue.json(rep.shards),
         }
     )

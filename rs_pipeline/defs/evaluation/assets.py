@@ -1,0 +1,51 @@
+"""The evaluation report: every selection's checkpoints side by side, mean ± std over seeds."""
+
+import base64
+
+import dagster as dg
+
+from rs_pipeline.core.evaluation.report import table_records
+from rs_pipeline.core.evaluation.stage import run_evaluation_report
+from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+
+
+def _table(records: list[dict]) -> dg.TableMetadataValue:
+    columns = [dg.TableColumn(name, "string") for name in records[0]]
+    rows = [dg.TableRecord({k: str(v) for k, v in r.items()}) for r in records]
+    return dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=columns))
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep("clip_checkpoints", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("pair_scores", partition_mapping=dg.AllPartitionMapping()),
+    ],
+    code_version="1",
+    group_name="evaluation",
+    kinds={"python", "html"},
+    tags={"stage": "evaluation_report"},
+)
+def evaluation_report(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    artifacts: ArtifactStoreResource,
+    lineage: LineageResource,
+) -> dg.MaterializeResult:
+    """One row per selection, one column per benchmark metric (mean ± std over seeds); plots of
+    accuracy against selection ratio and of kept vs dropped scores; MD/HTML/JSON files."""
+    store = artifacts.store()
+    rep = run_evaluation_report(settings.load(), store, lineage.store())
+    plot = next(iter(rep.paths.plots.values()))
+    png = base64.b64encode(store.fs.cat_file(plot)).decode()
+    context.log.info("\n" + rep.markdown)
+    return dg.MaterializeResult(
+        metadata={
+            "headline": _table(table_records(rep.table)),
+            "plot": dg.MetadataValue.md(f"![accuracy vs ratio](data:image/png;base64,{png})"),
+            "selections": rep.table.selections,
+            "seeds": list(rep.table.seeds),
+            "report_html": dg.MetadataValue.path(rep.paths.html),
+            "report_json": dg.MetadataValue.path(rep.paths.json),
+            "report_md": dg.MetadataValue.path(rep.paths.markdown),
+        }
+    )
