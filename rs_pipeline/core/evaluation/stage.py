@@ -44,7 +44,7 @@ def score_splits(lineage: LineageStore, selections: list[str]) -> list[ScoreSpli
             "LEFT JOIN (SELECT DISTINCT caption_id, scorer_version FROM selections "
             "WHERE selection = ?) k USING (caption_id, scorer_version) "
             "WHERE s.scorer_version = (SELECT any_value(scorer_version) FROM selections "
-            "WHERE selection = ?) ORDER BY s.caption_id",
+            "WHERE selection = ?) AND s.score IS NOT NULL ORDER BY s.caption_id",
             [name, name],
         ).to_pylist()
         if rows:

@@ -1,0 +1,65 @@
+"""`rs-pipeline run --config FILE`: the whole graph on the tiny preset, report and metadata."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from rs_pipeline import launch
+from rs_pipeline.cli import main
+from rs_pipeline.core.config import load_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    from rs_pipeline_tests.factories import write_config
+
+    config = write_config(tmp_path_factory.mktemp("run"))
+    with dg.instance_for_test() as instance, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(launch, "_instance", lambda: instance)
+        out = _capture(lambda: main(["run", "--config", config, "--batch", "b1"]))
+        yield config, instance, out
+
+
+def _capture(fn):
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = fn()
+    return rc, buf.getvalue()
+
+
+def test_run_prints_the_headline_table_and_where_the_report_is(ran):
+    config, _, (rc, out) = ran
+    cfg = load_config(config)
+    assert rc == 0, out
+    assert "| selection | seeds |" in out and "all@100" in out and " ± " in out
+    report = Path(cfg.storage.root) / "evaluation_report" / "report.json"
+    assert str(report.parent / "report.html") in out
+    doc = json.loads(report.read_text())
+    selections = set(doc["selections"])
+    assert "all@100" in selections and len(selections) == 1 + len(cfg.scoring.scorers)
+    assert {r["seed"] for r in doc["results"]} == set(cfg.finetune.seeds)
+
+
+def test_report_is_attached_to_dagster_as_a_table_and_an_image(ran):
+    _, instance, _ = ran
+    event = instance.get_latest_materialization_event(dg.AssetKey("evaluation_report"))
+    md = event.asset_materialization.metadata
+    assert isinstance(md["headline"], dg.TableMetadataValue)
+    rows = md["headline"].records
+    assert {r.data["selection"] for r in rows} >= {"all@100"}
+    assert md["plot"].value.startswith("![accuracy vs ratio](data:image/png;base64,")
+
+
+def test_every_selection_checkpoint_is_a_dagster_partition_with_lineage(ran):
+    config, instance, _ = ran
+    keys = instance.get_dynamic_partitions("selection")
+    assert "all@100" in keys and len(keys) == 1 + len(load_config(config).scoring.scorers)
+    mats = instance.fetch_materializations(dg.AssetKey("clip_checkpoints"), limit=100)
+    assert {m.asset_materialization.partition for m in mats.records} == set(keys)
