@@ -54,18 +54,24 @@ _REGISTERED: dict[str, dict[str, Any]] = {}  # name -> the config open_clip hold
 
 
 def known_clip_configs() -> list[str]:
-    """Names `build_clip` accepts."""
+    """The project's own names `build_clip` accepts (open_clip's bundled ones work too)."""
     return sorted(CLIP_CONFIGS)
 
 
 def clip_config(name: str) -> dict[str, Any]:
-    """A deep copy of the named architecture; ValueError listing the known names otherwise."""
-    if name not in CLIP_CONFIGS:
+    """A deep copy of the named architecture: a project config, or one open_clip bundles
+    (`ViT-L-14`, ...: the JSON ships in its wheel; weights still come only from local files)."""
+    if name in CLIP_CONFIGS:
+        return copy.deepcopy(CLIP_CONFIGS[name])
+    import open_clip
+
+    bundled = open_clip.get_model_config(name)
+    if bundled is None:
         raise ValueError(
-            f"unknown CLIP config {name!r}; known: {', '.join(known_clip_configs())} "
-            "(add one with register_clip_config(name, config))"
+            f"unknown CLIP config {name!r}; project configs: {', '.join(known_clip_configs())}, "
+            "or any name in open_clip.list_models() (add one with register_clip_config)"
         )
-    return copy.deepcopy(CLIP_CONFIGS[name])
+    return copy.deepcopy(bundled)
 
 
 def register_clip_config(name: str, config: dict[str, Any]) -> None:

@@ -88,3 +88,10 @@ def test_missing_weights_file_says_what_to_provide(tmp_path):
     pickled.write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="safetensors"):
         load_clip_weights(model, pickled)
+
+
+def test_open_clip_bundled_architectures_resolve_offline_by_name():
+    from rs_pipeline.core.models.clip import clip_config
+
+    cfg = clip_config("ViT-L-14")
+    assert cfg["vision_cfg"]["width"] == 1024 and cfg["embed_dim"] == 768
