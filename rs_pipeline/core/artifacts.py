@@ -11,18 +11,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.utils import get_protocol
 
 
 @dataclass
 class ArtifactStore:
-    """Reads and writes Parquet tables under one root URL."""
+    """Reads and writes Parquet tables under one root URL.
+
+    `storage_options` go to the fsspec filesystem (e.g. s3fs's `endpoint_url`); they may carry
+    credentials bound from the environment, so they never appear in the repr.
+    """
 
     root: str
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.fs, self._root_path = url_to_fs(self.root, **self.storage_options)
+        options = dict(self.storage_options)
+        if get_protocol(self.root) != "file":
+            # Other processes (parallel runs, pods) write under the same root; a cached
+            # listing would hide their new partitions from `glob`.
+            options.setdefault("use_listings_cache", False)
+        self.fs, self._root_path = url_to_fs(self.root, **options)
         self.root = self.root.rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the root is a local folder (atomic renames; DuckDB reads it natively)."""
+        return isinstance(self.fs, LocalFileSystem)
 
     def url(self, *parts: str) -> str:
         """Full URL of a path under the root."""
@@ -40,7 +55,7 @@ class ArtifactStore:
         """Write a Parquet table atomically where the filesystem allows; returns its URL."""
         path = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        if isinstance(self.fs, LocalFileSystem):
+        if self.is_local:
             # Write beside, then rename: a crash never leaves a half-written manifest.
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
             with self.fs.open(tmp, "wb") as fh:
@@ -74,8 +89,7 @@ class TableWriter:
         self.store, self.schema, self.chunk = store, schema, chunk
         self.url = store.url(*parts)
         self._path = store.path(*parts)
-        local = isinstance(store.fs, LocalFileSystem)
-        self._tmp = f"{self._path}.tmp-{uuid.uuid4().hex}" if local else None
+        self._tmp = f"{self._path}.tmp-{uuid.uuid4().hex}" if store.is_local else None
         store.fs.makedirs(posixpath.dirname(self._path), exist_ok=True)
         self._fh = store.fs.open(self._tmp or self._path, "wb")
         self._writer = pq.ParquetWriter(self._fh, schema)

@@ -12,13 +12,52 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-PRESETS = ("tiny", "demo")
+PRESETS = ("tiny", "demo", "paper")
 
 
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key and what is allowed."""
+
+
+# Option names that hold credentials; exact names, then substrings of longer names.
+_SECRET_NAMES = {"key", "secret", "token", "password", "passwd", "connection_string"}
+_SECRET_PARTS = ("secret", "password", "token", "access_key", "account_key", "private_key",
+                 "api_key", "credential")  # fmt: skip
+
+
+def _secret_keys(options: dict[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for name, value in options.items():
+        low = str(name).lower()
+        if low in _SECRET_NAMES or any(part in low for part in _SECRET_PARTS):
+            found.append(f"{prefix}{name}")
+        elif isinstance(value, dict):  # client_kwargs, config_kwargs, ...
+            found += _secret_keys(value, f"{prefix}{name}.")
+    return found
+
+
+def _no_secrets(options: dict[str, Any]) -> dict[str, Any]:
+    # Config files end up in git, in Dagster's UI and in logs; credentials live in the env.
+    if found := _secret_keys(options):
+        raise ValueError(
+            f"storage_options must not hold credentials (found {found}); remove them and set "
+            "the environment variables instead: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(AWS_SESSION_TOKEN) for s3://, or your filesystem's own variables"
+        )
+    return options
+
+
+# fsspec options (endpoint_url, client_kwargs, ...), never credentials.
+StorageOptions = Annotated[dict[str, Any], AfterValidator(_no_secrets)]
 
 
 class Section(BaseModel):
@@ -65,7 +104,7 @@ class ImageFolderSourceConfig(Section):
     name: str = "imagefolder"
     path: str
     extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options: StorageOptions = Field(default_factory=dict)
 
 
 class ManifestSourceConfig(Section):
@@ -75,7 +114,7 @@ class ManifestSourceConfig(Section):
     name: str = "manifest"
     path: str
     root: str | None = Field(None, description="images resolve inside this; default: manifest dir")
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options: StorageOptions = Field(default_factory=dict)
 
 
 SourceConfig = Annotated[
@@ -99,7 +138,7 @@ class StorageConfig(Section):
     root: str = ".rs_home/artifacts"
     lineage_db: str = Field(".rs_home/lineage.duckdb", description="a local file path")
     work_dir: str = Field(".rs_home/work", description="local scratch: resumable checkpoints")
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options: StorageOptions = Field(default_factory=dict)
 
 
 class ComputeConfig(Section):
@@ -316,7 +355,7 @@ class BenchmarkConfig(Section):
     count: int = Field(140, ge=2, description="synthrs: held-out tiles rendered")
     seed: int = Field(10_007, description="synthrs: never a training seed")
     size: int = Field(64, ge=16)
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options: StorageOptions = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _path_when_needed(self) -> BenchmarkConfig:

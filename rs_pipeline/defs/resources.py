@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import dagster as dg
 
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import PipelineConfig, load_config
 from rs_pipeline.core.lineage import LineageStore
+
+# Resource field -> (the standard AWS variable it is bound from, the s3fs keyword it feeds).
+S3_CREDENTIALS = {
+    "aws_access_key_id": ("AWS_ACCESS_KEY_ID", "key"),
+    "aws_secret_access_key": ("AWS_SECRET_ACCESS_KEY", "secret"),
+    "aws_session_token": ("AWS_SESSION_TOKEN", "token"),
+}
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -20,13 +30,22 @@ class PipelineSettings(dg.ConfigurableResource):
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
-    """The artifact root: a local folder or any fsspec URL such as `s3://bucket/prefix`."""
+    """The artifact root: a local folder or any fsspec URL such as `s3://bucket/prefix`.
+
+    `storage_options` hold only non-secret settings (endpoint_url, client_kwargs, ...); the S3
+    keys are bound through `dg.EnvVar`, so Dagster shows the variable's name, never its value.
+    """
 
     root: str
+    storage_options: dict[str, Any] = {}
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
 
     def store(self) -> ArtifactStore:
         """A store over the root."""
-        return ArtifactStore(self.root)
+        creds = {kw: getattr(self, f) for f, (_, kw) in S3_CREDENTIALS.items() if getattr(self, f)}
+        return ArtifactStore(self.root, {**self.storage_options, **creds})
 
 
 class LineageResource(dg.ConfigurableResource):
@@ -39,11 +58,27 @@ class LineageResource(dg.ConfigurableResource):
         return LineageStore(self.path)
 
 
+def s3_credentials(root: str) -> dict[str, dg.EnvVar]:
+    """`dg.EnvVar` bindings of the AWS variables set in the environment, for an `s3://` root.
+
+    Unset ones stay unbound and botocore's own chain applies (config files, an instance or pod
+    role); either way no secret is ever written into the configuration.
+    """
+    if not root.startswith(("s3://", "s3a://")):
+        return {}
+    return {f: dg.EnvVar(var) for f, (var, _) in S3_CREDENTIALS.items() if os.environ.get(var)}
+
+
 def build_resources(config: str = "demo") -> dict[str, dg.ConfigurableResource]:
     """Resources for a config spec; the artifact root and lineage path come from it."""
     cfg = load_config(config)
+    storage = cfg.storage
     return {
         "settings": PipelineSettings(config=config),
-        "artifacts": ArtifactStoreResource(root=cfg.storage.root),
-        "lineage": LineageResource(path=cfg.storage.lineage_db),
+        "artifacts": ArtifactStoreResource(
+            root=storage.root,
+            storage_options=dict(storage.storage_options),
+            **s3_credentials(storage.root),
+        ),
+        "lineage": LineageResource(path=storage.lineage_db),
     }

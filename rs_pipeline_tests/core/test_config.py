@@ -51,3 +51,18 @@ def test_duplicate_source_names_fail_before_work():
 def test_missing_file_is_neither_preset_nor_yaml(tmp_path):
     with pytest.raises(ConfigError, match="neither a preset"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_paper_preset_fine_tunes_from_local_pretrained_weights_and_demo_from_random_init():
+    paper, demo = load_config("paper"), load_config("demo")
+    assert paper.finetune.clip_model == "ViT-L-14" and paper.finetune.clip_weights
+    assert paper.finetune.clip_weights.endswith(".safetensors")
+    assert demo.finetune.clip_weights is None and load_config("tiny").finetune.clip_weights is None
+    assert len(demo.finetune.seeds) >= 3
+
+
+def test_paper_preset_without_the_weights_says_where_to_put_them():
+    from rs_pipeline.core.scoring.versions import versions
+
+    with pytest.raises(FileNotFoundError, match="point `checkpoint:` at a local folder"):
+        versions(load_config("paper").scoring)
