@@ -16,6 +16,7 @@ from rs_pipeline.defs.automation.sensors import registry_sensor
 from rs_pipeline.defs.captions.assets import caption_candidates, preference_pairs
 from rs_pipeline.defs.evaluation.assets import evaluation_report
 from rs_pipeline.defs.finetune.assets import clip_checkpoints
+from rs_pipeline.defs.gpu import step_executor
 from rs_pipeline.defs.ingest.assets import rs_images
 from rs_pipeline.defs.resources import build_resources
 from rs_pipeline.defs.scoring.assets import pair_scores, score_model
@@ -44,6 +45,7 @@ def build_definitions(config: str | None = None) -> dg.Definitions:
             automation_sensor(auto.sensor_interval_s),
         ],
         resources=build_resources(spec),
+        executor=step_executor(),  # k8s_job_executor on Kubernetes: one pod per step
     )
 
 

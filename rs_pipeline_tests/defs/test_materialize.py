@@ -93,3 +93,54 @@ def test_two_concurrent_runs_write_lineage_without_loss(tiny_config, tmp_path):
     per_batch = store.query("SELECT batch, count(*) AS n FROM samples GROUP BY batch ORDER BY 1")
     counts = dict(zip(*per_batch.to_pydict().values(), strict=True))
     assert set(counts) == {"a", "b"} and counts["a"] == counts["b"] > 0
+
+
+def _range_tags(start: str, end: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+@pytest.mark.slow
+def test_one_backfill_run_covers_several_batches_and_counts_reconcile(tiny_config):
+    from rs_pipeline.core.scoring.versions import versions
+    from rs_pipeline.defs.scoring.assets import pair_scores, score_model
+
+    cfg = load_config(tiny_config)
+    random_v = next(v for v, s in versions(cfg.scoring).items() if s.backend == "random")
+    resources = build_resources(tiny_config)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("batch", ["b1", "b2"])
+        instance.add_dynamic_partitions("scorer_version", [random_v])
+        batches = dg.materialize(
+            BATCH_ASSETS, instance=instance, resources=resources, tags=_range_tags("b1", "b2")
+        )
+        dg.materialize(
+            [score_model], partition_key=random_v, instance=instance, resources=resources
+        )
+        keys = [f"{b}|{random_v}" for b in ("b1", "b2")]  # batch|scorer_version
+        scores = dg.materialize(
+            [pair_scores], instance=instance, resources=resources, tags=_range_tags(*keys)
+        )
+        runs = instance.get_runs()
+    assert batches.success and scores.success
+    assert len(runs) == 3  # two batches in one run, the scorer, two score partitions in one run
+    (mat,) = {e.materialization.metadata["partitions"].value
+              for e in batches.get_asset_materialization_events()
+              if e.materialization.asset_key == dg.AssetKey("rs_images")}  # fmt: skip
+    assert mat == 2
+    md = batches.asset_materializations_for_node("rs_images")[0].metadata
+    per = md["by_partition"].value
+    assert set(per) == {"b1", "b2"}
+    assert md["inputs"].value == sum(p["inputs"] for p in per.values()) == 2 * 32
+    assert md["inputs"].value == (
+        md["unique"].value + md["duplicates"].value + md["quarantined"].value
+    )
+    store = LineageStore(cfg.storage.lineage_db)
+
+    def per_batch(table: str) -> dict[str, int]:
+        rows = store.query(f"SELECT batch, count(*) AS n FROM {table} GROUP BY 1").to_pylist()
+        return {r["batch"]: r["n"] for r in rows}
+
+    assert per_batch("samples") == {b: per[b]["unique"] for b in ("b1", "b2")}
+    score_md = scores.asset_materializations_for_node("pair_scores")[0].metadata
+    assert sum(per_batch("scores").values()) == score_md["pairs"].value
+    assert set(per_batch("scores")) == {"b1", "b2"}

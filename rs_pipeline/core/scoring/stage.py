@@ -137,7 +137,7 @@ def run_score_model(
     cfg: PipelineConfig, version: str, store: ArtifactStore, log=print
 ) -> ScoreModelReport:
     """Train or register `version` on every materialized batch's pairs; write its folder."""
-    spec = spec_for(cfg.scoring, version)
+    spec = spec_for(cfg, version)  # the whole config: registry checkpoints are scorers too
     device = resolve_device(cfg.compute.device)
     data = load_pair_data(store)
     if not data.val:

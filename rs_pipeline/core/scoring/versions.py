@@ -3,6 +3,7 @@
 `clip-head-3f9a1c` names one scorer recipe: the spec (backend, architecture, training stages,
 seed) and, for a registered checkpoint, the bytes of its weights. A new recipe or new weights
 is a new `scorer_version` partition; the same recipe is the same key on every machine.
+Given the whole `PipelineConfig`, the checkpoints of `automation.registry` are scorers too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from rs_pipeline.core.config import ScorerSpec, ScoringConfig
+from rs_pipeline.core.config import PipelineConfig, ScorerSpec, ScoringConfig
 
 
 def weights_digest(folder: str | Path) -> str:
@@ -41,12 +42,27 @@ def scorer_version(spec: ScorerSpec) -> str:
     return f"{spec.name}-{digest[:6]}"
 
 
-def versions(cfg: ScoringConfig) -> dict[str, ScorerSpec]:
-    """Every configured scorer by its version key."""
-    return {scorer_version(s): s for s in cfg.scorers}
+def _specs(cfg: ScoringConfig | PipelineConfig) -> list[ScorerSpec]:
+    """Configured scorers, then (given a PipelineConfig) the registry's checkpoints."""
+    if isinstance(cfg, ScoringConfig):
+        return list(cfg.scorers)
+    specs = list(cfg.scoring.scorers)
+    if cfg.automation.registry:
+        from rs_pipeline.core.scoring.registry import scan_registry
+
+        reg = scan_registry(
+            cfg.automation.registry, cfg.storage.work_dir, cfg.storage.storage_options
+        )
+        specs += reg.specs
+    return specs
 
 
-def spec_for(cfg: ScoringConfig, version: str) -> ScorerSpec:
+def versions(cfg: ScoringConfig | PipelineConfig) -> dict[str, ScorerSpec]:
+    """Every configured scorer (and registry checkpoint, given a PipelineConfig) by version."""
+    return {scorer_version(s): s for s in _specs(cfg)}
+
+
+def spec_for(cfg: ScoringConfig | PipelineConfig, version: str) -> ScorerSpec:
     """The spec a version key names; fails listing the versions this config defines."""
     known = versions(cfg)
     if version not in known:
@@ -57,6 +73,8 @@ def spec_for(cfg: ScoringConfig, version: str) -> ScorerSpec:
     return known[version]
 
 
-def current_version(cfg: ScoringConfig) -> str:
-    """The version key of `scoring.current`."""
-    return next(v for v, s in versions(cfg).items() if s.name == cfg.current)
+def current_version(cfg: ScoringConfig | PipelineConfig) -> str:
+    """The version key of `scoring.current`; a registry checkpoint of that name wins."""
+    name = (cfg if isinstance(cfg, ScoringConfig) else cfg.scoring).current
+    # The registry is where new weights land, so its checkpoint is the newest of that name.
+    return [v for v, s in versions(cfg).items() if s.name == name][-1]

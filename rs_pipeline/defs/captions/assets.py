@@ -2,10 +2,14 @@
 
 import dagster as dg
 
-from rs_pipeline.core.captions.stage import run_captions
-from rs_pipeline.core.pairs.stage import run_pairs
+from rs_pipeline.core.captions.stage import CaptionReport, run_captions
+from rs_pipeline.core.pairs.stage import PairsReport, run_pairs
+from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
 from rs_pipeline.defs.partitions import batch_partitions
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+
+# Each batch reads only its own batch upstream (explicit: the default would be inferred).
+SAME_BATCH = dg.IdentityPartitionMapping()
 
 PAIR_CHECKS = [
     dg.AssetCheckSpec(
@@ -14,9 +18,46 @@ PAIR_CHECKS = [
 ]
 
 
+# Counts that add up over the partitions of a multi-partition (backfill) run.
+CAPTION_SUMS = ("images", "candidates", "failed", "duplicates_dropped", "candidates_by_captioner",
+                "candidates_by_degradation")  # fmt: skip
+PAIR_SUMS = ("pairs", "pairs_by_kind", "pairs_by_split", "pairs_by_judge")
+
+
+def _captions_metadata(report: CaptionReport) -> dict:
+    return {
+        "images": report.images,
+        "candidates": report.candidates,
+        "failed": report.failed,
+        "duplicates_dropped": report.duplicates_dropped,
+        "candidates_by_captioner": report.by_captioner,
+        "candidates_by_degradation": report.by_degradation,
+        "mean_true_quality_by_captioner": report.mean_quality_by_captioner,
+        "captions": dg.MetadataValue.path(report.url),
+    }
+
+
+def _pairs_metadata(rep: PairsReport) -> dict:
+    agreement = {
+        k: (None if v is None else round(v, 4)) for k, v in rep.agreement_with_oracle.items()
+    }
+    return {
+        "pairs": sum(rep.by_kind.values()),
+        "pairs_by_kind": dict(sorted(rep.by_kind.items())),
+        "pairs_by_split": dict(sorted(rep.by_split.items())),
+        "pairs_by_judge": dict(sorted(rep.by_judge.items())),
+        "judge_agreement_with_oracle": agreement,
+        "skipped": dict(sorted(rep.skipped.items())),
+        "vqa": dict(sorted(rep.vqa.items())),
+        "imports": dict(sorted(rep.imports.items())),
+        "pairs_file": dg.MetadataValue.path(rep.url),
+    }
+
+
 @dg.asset(
     partitions_def=batch_partitions,
-    deps=["rs_images"],
+    backfill_policy=BACKFILL_POLICY,
+    deps=[dg.AssetDep("rs_images", partition_mapping=SAME_BATCH)],
     code_version="1",
     group_name="data_engine",
     kinds={"python", "parquet", "duckdb"},
@@ -30,26 +71,20 @@ def caption_candidates(
 ) -> dg.MaterializeResult:
     """One row per (image, captioner, text): candidate captions tagged with their captioner,
     degradation and, where ground truth exists, their true quality."""
-    report = run_captions(
-        settings.load(), context.partition_key, artifacts.store(), lineage.store(), context.run_id
-    )
+    cfg, store, db = settings.load(), artifacts.store(), lineage.store()
+    done = each_partition(context, lambda b: run_captions(cfg, b, store, db, context.run_id))
     return dg.MaterializeResult(
-        metadata={
-            "images": report.images,
-            "candidates": report.candidates,
-            "failed": report.failed,
-            "duplicates_dropped": report.duplicates_dropped,
-            "candidates_by_captioner": report.by_captioner,
-            "candidates_by_degradation": report.by_degradation,
-            "mean_true_quality_by_captioner": report.mean_quality_by_captioner,
-            "captions": dg.MetadataValue.path(report.url),
-        }
+        metadata=run_metadata([(k, _captions_metadata(r)) for k, r in done], CAPTION_SUMS)
     )
 
 
 @dg.asset(
     partitions_def=batch_partitions,
-    deps=["caption_candidates", "rs_images"],
+    backfill_policy=BACKFILL_POLICY,
+    deps=[
+        dg.AssetDep("caption_candidates", partition_mapping=SAME_BATCH),
+        dg.AssetDep("rs_images", partition_mapping=SAME_BATCH),
+    ],
     check_specs=PAIR_CHECKS,
     code_version="1",
     group_name="data_engine",
@@ -64,29 +99,16 @@ def preference_pairs(
 ) -> dg.MaterializeResult:
     """One row per chosen > rejected pair of one image: judged caption pairs (best against
     each other candidate), VQA pairs from ground truth, and imported RSRM pairs."""
-    rep = run_pairs(
-        settings.load(), context.partition_key, artifacts.store(), lineage.store(), context.run_id
-    )
-    agreement = {
-        k: (None if v is None else round(v, 4)) for k, v in rep.agreement_with_oracle.items()
-    }
+    cfg, store, db = settings.load(), artifacts.store(), lineage.store()
+    done = each_partition(context, lambda b: run_pairs(cfg, b, store, db, context.run_id))
+    in_both = {k: r.samples_in_both_splits for k, r in done}
     return dg.MaterializeResult(
-        metadata={
-            "pairs": sum(rep.by_kind.values()),
-            "pairs_by_kind": dict(sorted(rep.by_kind.items())),
-            "pairs_by_split": dict(sorted(rep.by_split.items())),
-            "pairs_by_judge": dict(sorted(rep.by_judge.items())),
-            "judge_agreement_with_oracle": agreement,
-            "skipped": dict(sorted(rep.skipped.items())),
-            "vqa": dict(sorted(rep.vqa.items())),
-            "imports": dict(sorted(rep.imports.items())),
-            "pairs_file": dg.MetadataValue.path(rep.url),
-        },
+        metadata=run_metadata([(k, _pairs_metadata(r)) for k, r in done], PAIR_SUMS),
         check_results=[
             dg.AssetCheckResult(
                 check_name="no_image_in_both_splits",
-                passed=rep.samples_in_both_splits == 0,
-                metadata={"samples_in_both_splits": rep.samples_in_both_splits},
+                passed=not any(in_both.values()),
+                metadata={"samples_in_both_splits": sum(in_both.values())},
             )
         ],
     )

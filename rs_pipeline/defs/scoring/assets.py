@@ -4,6 +4,7 @@ import dagster as dg
 
 from rs_pipeline.core.scoring.apply import run_pair_scores
 from rs_pipeline.core.scoring.stage import run_score_model
+from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import scorer_partitions, scores_partitions
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
@@ -59,6 +60,7 @@ def score_model(
 
 @dg.asset(
     partitions_def=scores_partitions,
+    backfill_policy=BACKFILL_POLICY,
     deps=[
         dg.AssetDep(
             "score_model",
@@ -82,17 +84,26 @@ def pair_scores(
     artifacts: ArtifactStoreResource,
     lineage: LineageResource,
 ) -> dg.MaterializeResult:
-    """One score per (image, candidate text) of a batch under one scorer version."""
-    key = context.partition_key.keys_by_dimension
-    rep = run_pair_scores(
-        settings.load(), key["scorer_version"], key["batch"], artifacts.store(),
-        lineage.store(), context.run_id,
-    )  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            "pairs": rep.pairs,
-            "images": rep.images,
-            "mean_score": rep.mean_score,
-            "scores": dg.MetadataValue.path(rep.url),
-        }
-    )
+    """One score per (image, candidate text) of a batch under one scorer version; a backfill
+    run scores several (version, batch) partitions in turn."""
+    cfg, store, db = settings.load(), artifacts.store(), lineage.store()
+
+    def score(key: str) -> dict:
+        dims = _dimensions(key)
+        rep = run_pair_scores(cfg, dims["scorer_version"], dims["batch"], store, db, context.run_id)
+        return {"pairs": rep.pairs, "images": rep.images, "mean_score": rep.mean_score,
+                "scores": dg.MetadataValue.path(rep.url)}  # fmt: skip
+
+    parts = each_partition(context, score)
+    md = run_metadata(parts, ("pairs", "images"))
+    if len(parts) > 1:  # the mean over every scored pair of the run
+        scored = [(p["mean_score"], p["pairs"]) for _, p in parts if p["mean_score"] is not None]
+        md["mean_score"] = sum(m * n for m, n in scored) / max(sum(n for _, n in scored), 1)
+    return dg.MaterializeResult(metadata=md)
+
+
+def _dimensions(key: str) -> dict[str, str]:
+    """`{"scorer_version": ..., "batch": ...}` of a key (a range run yields plain strings)."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return dict(key.keys_by_dimension)
+    return dict(scores_partitions.get_partition_key_from_str(key).keys_by_dimension)
