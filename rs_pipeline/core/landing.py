@@ -16,8 +16,9 @@ from typing import Any
 from fsspec.core import url_to_fs
 
 from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.sources.imagefolder import COMPLETION_MARKER
 
-MARKER = "_SUCCESS"
+MARKER = COMPLETION_MARKER
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ from rs_pipeline.core.records import QuarantineReason
 from rs_pipeline.core.sources.base import RawItem
 from rs_pipeline.core.sources.files import read_bytes, url_prefix
 
+# A drop written by a producer ends with this empty file (core/landing.py waits for it).
+COMPLETION_MARKER = "_SUCCESS"
+
 
 class ImageFolderSource:
     """Every file under `<path>/<class>/`; class = folder name.
@@ -44,6 +47,9 @@ class ImageFolderSource:
         prefix = url_prefix(fs)
         for path in sorted(fs.find(root)):
             parts = posixpath.relpath(path, root).split("/")
+            if parts == [COMPLETION_MARKER]:
+                continue  # the landing drop's completion marker, not an input
+
             label = parts[0] if len(parts) == 2 else None
             if len(parts) != 2:
                 data, problem = None, (QuarantineReason.NOT_IN_LAYOUT, "not <class>/<file>")

@@ -36,6 +36,15 @@ def test_imagefolder_accounts_for_files_outside_the_layout(tmp_path):
     assert problems == ["not_in_layout", "unlisted_extension"]
 
 
+def test_landing_completion_marker_is_not_an_input(tmp_path):
+    make_folder(tmp_path)
+    (tmp_path / "b1" / "_SUCCESS").write_bytes(b"")
+    (tmp_path / "b1" / "forest" / "_SUCCESS").write_bytes(b"")  # not the drop's marker
+    items = list(ImageFolderSource("mine", str(tmp_path / "b1"), EXTS).iter_items("b1"))
+    assert not any(i.uri.endswith("b1/_SUCCESS") for i in items)
+    assert any(i.uri.endswith("forest/_SUCCESS") and i.problem for i in items)
+
+
 def test_imagefolder_missing_folder_says_what_to_set(tmp_path):
     with pytest.raises(FileNotFoundError, match="sources\\[\\].path"):
         list(ImageFolderSource("mine", str(tmp_path / "nope"), EXTS).iter_items("b1"))
