@@ -64,8 +64,38 @@ def rsscn7_config(work: Path, steps: int, seeds: list[int]) -> dict:
     }
 
 
-def run(name: str, overrides: dict, work: Path) -> tuple[str, float, str]:
-    """Run the whole graph on `overrides`; (headline table, seconds, pool description)."""
+def composition(lineage: LineageStore) -> str:
+    """What each selection kept: images, and each captioner's share of its pairs."""
+    rows = lineage.query(
+        "WITH pool AS (SELECT caption_id, captioner_id FROM captions WHERE status = 'ok'), "
+        "sel AS (SELECT selection, sample_id, caption_id FROM selections UNION ALL "
+        "SELECT 'pool (all@100)', sample_id, caption_id FROM captions WHERE status = 'ok') "
+        "SELECT s.selection, count(DISTINCT s.sample_id) AS images, count(*) AS pairs, "
+        "p.captioner_id, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY s.selection) AS share "
+        "FROM sel s JOIN pool p USING (caption_id) GROUP BY s.selection, p.captioner_id "
+        "ORDER BY 1, 4"
+    ).to_pylist()
+    captioners = sorted({r["captioner_id"] for r in rows})
+    by_sel: dict[str, dict] = {}
+    for r in rows:
+        by_sel.setdefault(r["selection"], {})[r["captioner_id"]] = r["share"]
+    images = lineage.query(
+        "SELECT selection, count(DISTINCT sample_id) AS n FROM selections GROUP BY 1 UNION ALL "
+        "SELECT 'pool (all@100)', count(DISTINCT sample_id) FROM captions WHERE status = 'ok'"
+    ).to_pylist()
+    n_images = {r["selection"]: r["n"] for r in images}
+    head = "| selection | images | " + " | ".join(f"share {c}" for c in captioners) + " |"
+    lines = [head, "|" + "---|" * (2 + len(captioners))]
+    for sel, shares in sorted(by_sel.items()):
+        if sel == "all@100":
+            continue  # the same rows as the pool line
+        cells = " | ".join(f"{shares.get(c, 0.0):.3f}" for c in captioners)
+        lines.append(f"| {sel} | {n_images.get(sel, 0)} | {cells} |")
+    return "\n".join(lines)
+
+
+def run(name: str, overrides: dict, work: Path) -> tuple[str, float, str, str]:
+    """Run the whole graph on `overrides`; (headline table, seconds, pool, composition)."""
     storage = {"root": str(work / "artifacts"), "lineage_db": str(work / "lineage.duckdb"),
                "work_dir": str(work / "scratch")}  # fmt: skip
     path = work / "config.yaml"
@@ -86,7 +116,7 @@ def run(name: str, overrides: dict, work: Path) -> tuple[str, float, str]:
     described = (f"pool: {pool['images']} images, {pool['pairs']} candidate pairs; every "
                  f"selection: {plan.steps} steps x batch {plan.batch_size}, seeds "
                  f"{list(plan.seeds)}, model {plan.clip_model} from random init")  # fmt: skip
-    return markdown_table(table), seconds, described
+    return markdown_table(table), seconds, described, composition(lineage)
 
 
 def main() -> None:
@@ -107,9 +137,9 @@ def main() -> None:
                 raise SystemExit(f"{SHARED / 'rsscn7'} is absent: this benchmark needs it")
             overrides = rsscn7_config(work, args.steps or 150, args.seeds)
             title = "(b) RSSCN7 half as the pool + real captions; zero-shot on the other half"
-        table, seconds, pool = run(args.which, overrides, work)
+        table, seconds, pool, kept = run(args.which, overrides, work)
     body = "\n".join([f"### {title}", "", f"{describe()} {pool}. Whole graph: {seconds:.0f} s.",
-                      "", table])  # fmt: skip
+                      "", table, "", "What each selection kept:", "", kept])  # fmt: skip
     print(body)
     write_section(f"curation_{args.which}", body)
 
