@@ -17,7 +17,14 @@ pytestmark = pytest.mark.slow
 def ran(tmp_path_factory):
     from rs_pipeline_tests.factories import write_config
 
-    config = write_config(tmp_path_factory.mktemp("run"))
+    # Two cheap scorers: the learned ones are trained and checked in core/scoring's tests.
+    scorers = [
+        {"name": "random", "backend": "random"},
+        {"name": "coin", "backend": "random", "seed": 1},
+    ]
+    config = write_config(
+        tmp_path_factory.mktemp("run"), scoring={"scorers": scorers, "current": "random"}
+    )
     with dg.instance_for_test() as instance, pytest.MonkeyPatch.context() as mp:
         mp.setattr(launch, "_instance", lambda: instance)
         out = _capture(lambda: main(["run", "--config", config, "--batch", "b1"]))

@@ -82,6 +82,9 @@ def test_two_concurrent_runs_write_lineage_without_loss(tiny_config, tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    # Create the instance's sqlite schema once, as a deployed instance has it before any run:
+    # two processes creating it at the same moment race ("table runs already exists").
+    dg.DagsterInstance.from_config(str(home)).dispose()
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_launch, args=(tiny_config, b, str(home))) for b in ("a", "b")]
     for p in procs:
