@@ -1,0 +1,160 @@
+"""Config sections of the model side: scorers, selection, fine-tuning, evaluation, automation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rs_pipeline.core.config.base import Section, StorageOptions
+
+
+class TrainStageSettings(Section):
+    """One stage of score-model training: head, then vision tower, then text tower."""
+
+    stage: Literal["head", "vision", "text"]
+    lr: float = Field(gt=0)
+    steps: int = Field(ge=1)
+    warmup_steps: int = Field(0, ge=0)
+
+
+def _default_stages() -> tuple[TrainStageSettings, ...]:
+    # Head 1e-3, towers 1e-4: chosen for the tiny CLIP (held-out accuracy 0.94 on the demo
+    # preset, benchmarks/RESULTS.md), not swept; the paper uses ~2e-5 and ~1e-6 for 7B.
+    return (
+        TrainStageSettings(stage="head", lr=1e-3, steps=150, warmup_steps=10),
+        TrainStageSettings(stage="vision", lr=1e-4, steps=60, warmup_steps=5),
+        TrainStageSettings(stage="text", lr=1e-4, steps=60, warmup_steps=5),
+    )
+
+
+class ScorerSpec(Section):
+    """One scorer: a learned backend to train (or a checkpoint to register) or a baseline."""
+
+    name: str = Field(description="readable part of the scorer_version, e.g. clip-head")
+    backend: Literal["clip_head", "qwen2vl_reward", "clipscore", "random"]
+    clip_model: str = Field("rs-resnet-tiny-64", description="open_clip config (clip backends)")
+    clip_weights: str | None = Field(None, description="local safetensors CLIP weights")
+    warm_start_steps: int = Field(
+        100, ge=0, description="contrastive steps on the pool before ranking (no clip_weights)"
+    )
+    checkpoint: str | None = Field(None, description="register this local checkpoint instead")
+    stages: tuple[TrainStageSettings, ...] = Field(default_factory=_default_stages)
+    batch_size: int = Field(32, ge=2)
+    grad_clip: float = Field(1.0, gt=0)
+    eval_every: int = Field(25, ge=1)
+    patience: int = Field(4, ge=1)
+    seed: int = 0
+
+
+def _default_scorers() -> tuple[ScorerSpec, ...]:
+    return (
+        ScorerSpec(name="clip-head", backend="clip_head"),
+        ScorerSpec(name="clipscore", backend="clipscore"),
+        ScorerSpec(name="random", backend="random"),
+    )
+
+
+class ScoringConfig(Section):
+    """Score models: which exist, which is current, and how inference runs."""
+
+    scorers: tuple[ScorerSpec, ...] = Field(default_factory=_default_scorers)
+    current: str = Field("clip-head", description="the scorer name nightly runs use")
+    min_val_accuracy: float = Field(0.6, ge=0, le=1, description="score_model check threshold")
+    score_batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _current_exists(self) -> ScoringConfig:
+        names = [s.name for s in self.scorers]
+        if self.current not in names:
+            raise ValueError(f"scoring.current {self.current!r} is not among scorers {names}")
+        return self
+
+
+class SelectionConfig(Section):
+    """Which curated subsets each scorer version yields."""
+
+    ratios: tuple[float, ...] = Field((30.0,), description="percents kept, e.g. [10, 30, 50]")
+    stratify: Literal["none", "label", "source"] = "none"
+    webdataset: bool = Field(False, description="also write WebDataset tar shards per selection")
+    shard_size: int = Field(1000, ge=1, description="pairs per WebDataset shard")
+
+    @model_validator(mode="after")
+    def _ratios_in_range(self) -> SelectionConfig:
+        bad = [r for r in self.ratios if not 0 < r <= 100]
+        if bad:
+            raise ValueError(f"selection.ratios must be in (0, 100], got {bad}")
+        return self
+
+
+class FinetuneConfig(Section):
+    """CLIP fine-tuning on each selection: equal steps for every selection, several seeds."""
+
+    clip_model: str = Field("rs-resnet-tiny-64", description="open_clip config to train")
+    clip_weights: str | None = Field(
+        None, description="local safetensors to start from (the `paper` setting); else random init"
+    )
+    steps: int = Field(150, ge=1, description="optimisation steps, the same for every selection")
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(5e-4, gt=0)
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
+    checkpoint_every: int = Field(50, ge=1, description="steps between resumable snapshots")
+    include_all: bool = Field(True, description="also train on `all@100`, the uncurated pool")
+
+
+class BenchmarkConfig(Section):
+    """One evaluation set: a labelled ImageFolder, a caption file, or held-out SynthRS tiles."""
+
+    name: str
+    kind: Literal["classification", "retrieval", "synthrs"]
+    path: str | None = Field(None, description="ImageFolder root or CSV/JSONL caption file")
+    image_root: str | None = Field(None, description="caption file images resolve inside this")
+    class_names: dict[str, str] = Field(
+        default_factory=dict, description="folder name -> readable phrase for prompts"
+    )
+    max_images: int | None = Field(None, ge=1)
+    count: int = Field(140, ge=2, description="synthrs: held-out tiles rendered")
+    seed: int = Field(10_007, description="synthrs: never a training seed")
+    size: int = Field(64, ge=16)
+    storage_options: StorageOptions = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _path_when_needed(self) -> BenchmarkConfig:
+        if self.kind != "synthrs" and not self.path:
+            raise ValueError(f"benchmark {self.name!r} ({self.kind}) needs `path`")
+        return self
+
+
+def _default_benchmarks() -> tuple[BenchmarkConfig, ...]:
+    return (BenchmarkConfig(name="synthrs-heldout", kind="synthrs"),)
+
+
+class EvaluationConfig(Section):
+    """Benchmarks every checkpoint is scored on, and decontamination against training."""
+
+    benchmarks: tuple[BenchmarkConfig, ...] = Field(default_factory=_default_benchmarks)
+    batch_size: int = Field(128, ge=1)
+    decontaminate: bool = Field(True, description="drop eval images whose sample_id was trained on")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> EvaluationConfig:
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evaluation.benchmarks: names must be unique, got {names}")
+        return self
+
+
+class AutomationConfig(Section):
+    """Nightly re-curation from a landing prefix, and the scorer registry the sensor watches."""
+
+    landing: str | None = Field(
+        None, description="fsspec prefix; each new sub-folder `<batch>/` is one night's drop"
+    )
+    nightly_cron: str = "0 2 * * *"
+    registry: str | None = Field(
+        None, description="fsspec prefix of scorer checkpoints, one `<name>/` folder each"
+    )
+    sensor_interval_s: int = Field(60, ge=1)
