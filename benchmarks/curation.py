@@ -47,6 +47,14 @@ def split_rsscn7(work: Path) -> tuple[Path, Path]:
     return train, test
 
 
+# The follow-up when the global top 30% lost to all@100: keep every class equally represented.
+STRATIFIED = {
+    "selection": {"ratios": [30, 50], "stratify": "label"},
+    "scoring": {"scorers": [{"name": "clip-head", "backend": "clip_head"},
+                            {"name": "random", "backend": "random"}]},
+}  # fmt: skip
+
+
 def rsscn7_config(work: Path, steps: int, seeds: list[int]) -> dict:
     train, test = split_rsscn7(work)
     corpus = sorted(str(p) for p in (SHARED / "rs_captions").glob("*.csv"))
@@ -124,6 +132,11 @@ def main() -> None:
     parser.add_argument("which", choices=["demo", "rsscn7"])
     parser.add_argument("--steps", type=int, default=None, help="fine-tune steps (override)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--stratified",
+        action="store_true",
+        help="rsscn7 follow-up: top 30%% and 50%% per class, clip-head against random only",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -137,11 +150,14 @@ def main() -> None:
                 raise SystemExit(f"{SHARED / 'rsscn7'} is absent: this benchmark needs it")
             overrides = rsscn7_config(work, args.steps or 150, args.seeds)
             title = "(b) RSSCN7 half as the pool + real captions; zero-shot on the other half"
+            if args.stratified:
+                overrides |= STRATIFIED
+                title += "; selections stratified by class"
         table, seconds, pool, kept = run(args.which, overrides, work)
     body = "\n".join([f"### {title}", "", f"{describe()} {pool}. Whole graph: {seconds:.0f} s.",
                       "", table, "", "What each selection kept:", "", kept])  # fmt: skip
     print(body)
-    write_section(f"curation_{args.which}", body)
+    write_section(f"curation_{args.which}{'_stratified' if args.stratified else ''}", body)
 
 
 if __name__ == "__main__":
