@@ -77,6 +77,11 @@ class SelectionConfig(Section):
 
     ratios: tuple[float, ...] = Field((30.0,), description="percents kept, e.g. [10, 30, 50]")
     stratify: Literal["none", "label", "source"] = "none"
+    score_norm: Literal["none", "per_image"] = Field(
+        "none",
+        description="per_image: rank by score minus the image's mean candidate score (scorers "
+        "learn within-image preferences, so raw scores compare within an image, not across)",
+    )
     webdataset: bool = Field(False, description="also write WebDataset tar shards per selection")
     shard_size: int = Field(1000, ge=1, description="pairs per WebDataset shard")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -53,11 +54,22 @@ def _pool(cfg: PipelineConfig, store: ArtifactStore, version: str, batch: str):
     text = {c["caption_id"]: c["text"] for c in caps}
     samples = store.read_table(batch_dir(batch), "samples.parquet").to_pylist()
     stratum_of = {s["sample_id"]: s.get(cfg.selection.stratify) or "" for s in samples}
+    offset = image_means(scores) if cfg.selection.score_norm == "per_image" else {}
     return [
-        (ScoredPair(r["sample_id"], r["caption_id"], r["score"], stratum_of[r["sample_id"]]),
-         batch, text[r["caption_id"]])
+        (ScoredPair(r["sample_id"], r["caption_id"], r["score"] - offset.get(r["sample_id"], 0.0),
+                    stratum_of[r["sample_id"]]), batch, text[r["caption_id"]])
         for r in scores
     ]  # fmt: skip
+
+
+def image_means(scores: list[dict]) -> dict[str, float]:
+    """Mean candidate score of each image: subtracted, it leaves how a caption ranks among its
+    image's candidates, which is what a pairwise-trained scorer actually learned."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+    for r in scores:
+        acc = sums[r["sample_id"]]
+        acc[0], acc[1] = acc[0] + r["score"], acc[1] + 1
+    return {sid: total / n for sid, (total, n) in sums.items()}
 
 
 def _previous(lineage: LineageStore, version: str) -> str | None:
@@ -82,13 +94,14 @@ def run_curated_subsets(
     by_caption = {p.caption_id: (b, t) for p, b, t in pool}
     rep = SubsetsReport(version, batches, len(pool), previous_version=_previous(lineage, version))
     tables = []
+    note = " (score centred on its image's mean)" if cfg.selection.score_norm == "per_image" else ""
     for ratio in cfg.selection.ratios:
         name = selection_name(version, ratio)
         kept = select_top([p for p, _, _ in pool], ratio, cfg.selection.stratify != "none")
         rows = [{"selection": name, "scorer_version": version, "batch": by_caption[k.caption_id][0],
                  "sample_id": k.sample_id, "caption_id": k.caption_id,
                  "text": by_caption[k.caption_id][1], "score": k.score, "rank": k.rank,
-                 "reason": k.reason} for k in kept]  # fmt: skip
+                 "reason": k.reason + note} for k in kept]  # fmt: skip
         table = pa.Table.from_pylist(rows, schema=SELECTION_SCHEMA)
         rep.urls[name] = store.write_table(table, subsets_dir(version), f"{name}.parquet")
         rep.kept[name] = len(rows)

@@ -94,3 +94,32 @@ def test_all_selection_is_every_ok_candidate_and_named_selections_resolve(scored
     assert everything.digest == load_selection(store, "all@100").digest != top.digest
     with pytest.raises(FileNotFoundError, match="materialize curated_subsets"):
         load_selection(store, f"{v0}@12")
+
+
+def test_image_means_average_each_images_candidates():
+    from rs_pipeline.core.selection.stage import image_means
+
+    rows = [{"sample_id": "a", "score": 3.0}, {"sample_id": "a", "score": 1.0},
+            {"sample_id": "b", "score": -2.0}]  # fmt: skip
+    assert image_means(rows) == {"a": 2.0, "b": -2.0}
+
+
+def test_per_image_normalisation_ranks_captions_against_their_own_image(scored):
+    from collections import defaultdict
+
+    cfg, store, lineage, (v0, _) = scored
+    cfg = cfg.model_copy(
+        update={"selection": cfg.selection.model_copy(update={"score_norm": "per_image"})}
+    )
+    rep = run_curated_subsets(cfg, v0, store, lineage, "r1")
+    kept = pq.read_table(rep.urls[f"{v0}@30"]).to_pylist()
+    raw = store.read_table(f"pair_scores/version={v0}/batch=b1/scores.parquet").to_pylist()
+    by_image = defaultdict(list)
+    for r in raw:
+        by_image[r["sample_id"]].append(r["score"])
+    raw_score = {r["caption_id"]: r["score"] for r in raw}
+    for k in kept:
+        mean = sum(by_image[k["sample_id"]]) / len(by_image[k["sample_id"]])
+        assert k["score"] == pytest.approx(raw_score[k["caption_id"]] - mean)
+        assert k["reason"].endswith("(score centred on its image's mean)")
+    assert rep.kept[f"{v0}@30"] == math.ceil(rep.pool * 0.3)  # still exactly the top 30%
