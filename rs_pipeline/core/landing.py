@@ -13,9 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fsspec.core import url_to_fs
-
 from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.sources.files import subfolders
 from rs_pipeline.core.sources.imagefolder import COMPLETION_MARKER
 
 MARKER = COMPLETION_MARKER
@@ -43,19 +42,16 @@ def scan_landing(
     landing: str, registered: Iterable[str], storage_options: dict[str, Any] | None = None
 ) -> LandingScan:
     """Sort the sub-folders of `landing` into new, already registered, incomplete and invalid."""
-    fs, root = url_to_fs(landing, **(storage_options or {}))
-    if not fs.isdir(root):
-        raise FileNotFoundError(
-            f"automation.landing {landing} is not a folder: create it or point "
-            "automation.landing at the prefix that receives the nightly `<batch>/` drops"
-        )
+    fs, folders = subfolders(
+        landing, "automation.landing", "the nightly `<batch>/` drops", storage_options
+    )
     known = set(registered)
     scan = LandingScan()
-    folders = (e for e in fs.ls(root, detail=True) if e["type"] == "directory")
-    for name in sorted(posixpath.basename(e["name"].rstrip("/")) for e in folders):
+    for folder in folders:
+        name = posixpath.basename(folder)
         if not _is_valid(name):
             scan.invalid.append(name)
-        elif not fs.exists(posixpath.join(root, name, MARKER)):
+        elif not fs.exists(posixpath.join(folder, MARKER)):
             scan.incomplete.append(name)
         elif name in known:
             scan.registered.append(name)

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsspec.core import url_to_fs
-
 from rs_pipeline.core.config import ScorerSpec
 from rs_pipeline.core.ingest.stage import check_batch_key
-from rs_pipeline.core.sources.files import url_prefix
+from rs_pipeline.core.sources.files import subfolders, url_prefix
 
 CONFIG_FILE = "config.json"
 # Backends whose checkpoint a ScorerSpec can register (baselines have no trained weights).
@@ -75,17 +73,13 @@ def scan_registry(
     registry: str, work_dir: str, storage_options: dict[str, Any] | None = None
 ) -> RegistryScan:
     """Every complete checkpoint under `registry` as a ScorerSpec, sorted by name."""
-    fs, root = url_to_fs(registry, **(storage_options or {}))
-    if not fs.isdir(root):
-        raise FileNotFoundError(
-            f"automation.registry {registry} is not a folder: create it or point "
-            "automation.registry at the prefix holding `<name>/` checkpoint folders"
-        )
+    fs, folders = subfolders(
+        registry, "automation.registry", "`<name>/` checkpoint folders", storage_options
+    )
     local = url_prefix(fs) == ""
     scan = RegistryScan()
-    folders = sorted(e["name"] for e in fs.ls(root, detail=True) if e["type"] == "directory")
     for folder in folders:
-        name = posixpath.basename(folder.rstrip("/"))
+        name = posixpath.basename(folder)
         files = [e for e in fs.ls(folder, detail=True) if e["type"] == "file"]
         reason = _skip_reason(name, [posixpath.basename(f["name"]) for f in files])
         if reason:
