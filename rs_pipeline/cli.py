@@ -36,11 +36,11 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def _report_summary(root: str) -> str:
-    """The headline table and the report's files, read back from report.json."""
+    """The headline table, its paired differences and the report's files, from report.json."""
     import json
 
     from rs_pipeline.core.artifacts import ArtifactStore
-    from rs_pipeline.core.evaluation.report import markdown_table
+    from rs_pipeline.core.evaluation.report import markdown_table, paired_markdown
     from rs_pipeline.core.evaluation.stage import ASSET
     from rs_pipeline.core.evaluation.summary import ReportTable
 
@@ -49,7 +49,10 @@ def _report_summary(root: str) -> str:
     table = ReportTable.from_dict(doc["table"])
     files = "\n".join(f"  {kind}: {url}" for kind, url in doc["files"].items())
     seeds = ", ".join(str(s) for s in doc["seeds"])
-    return f"{markdown_table(table)}\n(mean ± std over seeds {seeds})\n\nreport files:\n{files}"
+    headline = f"{markdown_table(table)}\n(mean ± std over seeds {seeds})\n\n"
+    if len(table.seeds) >= 2:  # one seed has no spread to pair against
+        headline += f"{paired_markdown(table)}\n\n"
+    return f"{headline}report files:\n{files}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -23,3 +23,26 @@ def test_readme_example_evaluates_on_the_users_own_sets():
     kinds = {b.name: b.kind for b in cfg.evaluation.benchmarks}
     assert kinds["my-scenes"] == "classification" and kinds["my-captions"] == "retrieval"
     assert cfg.evaluation.decontaminate and len(cfg.finetune.seeds) >= 3
+
+
+def test_curation_preset_injects_noise_judges_a_fifth_and_compares_every_scorer_over_5_seeds():
+    cfg = load_config("curation")
+    assert cfg.captions.noise.rate == 0.5 and cfg.pairs.judged_fraction == 0.2
+    assert {s.backend for s in cfg.scoring.scorers} == {
+        "clip_head",
+        "clipscore",
+        "random",
+        "oracle",
+    }
+    assert cfg.scoring.current == "clip-head" and cfg.pairs.judge == "oracle"
+    assert cfg.finetune.lock_text and cfg.finetune.clip_model == "rs-resnet-minilm-64"
+    assert cfg.selection.ratios == (30.0,) and len(cfg.finetune.seeds) >= 5
+    assert cfg.finetune.include_all  # all@100 is always trained beside the selections
+
+
+def test_curation_example_is_the_preset_plus_the_users_three_paths():
+    cfg = load_config(REPO / "examples" / "curation.yaml")
+    assert [s.kind for s in cfg.sources] == ["imagefolder"]
+    assert cfg.captions.retrieval.enabled and cfg.captions.retrieval.corpus
+    assert [b.kind for b in cfg.evaluation.benchmarks] == ["classification"]
+    assert cfg.captions.noise.rate == 0.5  # from the preset, not restated

@@ -24,6 +24,7 @@ class SampleView:
     lat: float | None = None
     lon: float | None = None
     captions: tuple[str, ...] = ()  # captions that came with the data (user manifests)
+    source: str | None = None  # the `sources[].name` the image came from
 
 
 @dataclass(frozen=True)

@@ -101,12 +101,14 @@ def _wrong_colour(f: Facts, rng: random.Random) -> tuple[Facts, str] | None:
     return edited, f"wrong_colour: {kind} {'/'.join(colours)}->{wrong}"
 
 
-def _truncate(text: str, rng: random.Random) -> Degraded:
+def truncate(text: str, rng: random.Random) -> Degraded:
+    """The first 30-60% of `text`, cut at a word boundary's punctuation."""
     cut = text[: max(6, int(len(text) * rng.uniform(0.3, 0.6)))].rstrip(" ,;:.")
     return Degraded(cut, f"truncated: {len(text)}->{len(cut)} chars")
 
 
-def _garble(text: str, rng: random.Random) -> Degraded:
+def garble(text: str, rng: random.Random) -> Degraded:
+    """A third of the words replaced by consonant runs or rotated out of place."""
     words = text.rstrip(".").split()
     hits = rng.sample(range(len(words)), max(1, len(words) // 3))
     replaced, shuffled = hits[: max(1, len(hits) // 2)], hits[max(1, len(hits) // 2) :]
@@ -140,7 +142,7 @@ def degrade(facts: Facts, family: int, kind: str, rng: random.Random) -> Degrade
     elif kind == "generic":
         out = Degraded(rng.choice(GENERIC), "generic")
     else:
-        out = _truncate(faithful, rng) if kind == "truncated" else _garble(faithful, rng)
+        out = truncate(faithful, rng) if kind == "truncated" else garble(faithful, rng)
     return out if out.text != faithful else None
 
 

@@ -226,17 +226,36 @@ def ranking(scores: Sequence[float], reason: str) -> Ranking:
     return Ranking(order, tuple(scores), reason)
 
 
+# Injected errors (captions.noise) on labelled images without ground truth: what each kind of
+# error leaves of a caption's truth. A clean candidate of such an image is the captioner's text
+# for its class and counts as right; class-changing errors state a falsehood (0); a generic
+# caption states nothing checkable (0.2, as `assess_caption` scores it); broken text below 0.5.
+NOISE_SUFFIX = "+noise/v1"  # appended to the captioner id of a corrupted candidate
+KNOWN_QUALITY = {"clean": 1.0, "other_class_caption": 0.0, "class_swap": 0.0, "generic": 0.2,
+                 "truncated": 0.4, "garbled": 0.3}  # fmt: skip
+
+
+def injected_quality(candidate: Candidate) -> float:
+    """The true quality of a labelled image's candidate from its injection record."""
+    if not candidate.captioner_id.endswith(NOISE_SUFFIX):
+        return KNOWN_QUALITY["clean"]
+    return KNOWN_QUALITY[(candidate.degradation or "").split(":", 1)[0]]
+
+
 class OracleJudge:
-    """Ranks candidates by their ground-truth quality (SynthRS only)."""
+    """Ranks candidates by their true quality: SynthRS ground truth, or, on a labelled pool
+    with injected errors, the injection record (an accurate judge, as a human would be)."""
 
     id = "oracle/v1"
 
     def rank(self, sample: SampleView, candidates: Sequence[Candidate]) -> Ranking | None:
-        """Rank by `caption_quality`; None without an annotation."""
-        if sample.annotation is None:
-            return None
-        scores = [caption_quality(c.text, sample.annotation) for c in candidates]
-        return ranking(scores, "ground truth")
+        """Rank by true quality; None where it is unknown (no annotation, no injection)."""
+        if sample.annotation is not None:
+            scores = [caption_quality(c.text, sample.annotation) for c in candidates]
+            return ranking(scores, "ground truth")
+        if not any(c.captioner_id.endswith(NOISE_SUFFIX) for c in candidates):
+            return None  # without injected errors the truth of a real image is unknown
+        return ranking([injected_quality(c) for c in candidates], "injected-error record")
 
 
 # Label names and their synonyms: SynthRS classes and RSSCN7's, equivalent classes sharing

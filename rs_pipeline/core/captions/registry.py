@@ -60,9 +60,12 @@ def vlm_captioner(cfg: VLMCaptionerConfig, seed: int, device: str):
 def build_captioners(cfg: CaptionsConfig, device: str = "cpu") -> list[Captioner]:
     """Every enabled captioner, in a fixed order."""
     from rs_pipeline.core.captions.degraders import SynthRSDegrader
+    from rs_pipeline.core.captions.provided import ProvidedCaptioner
     from rs_pipeline.core.captions.templates import TemplateCaptioner
 
     out: list[Captioner] = []
+    if cfg.provided.enabled:  # images without captions of their own get none from it
+        out.append(ProvidedCaptioner(max_per_image=cfg.provided.max_per_image))
     if cfg.template.enabled:
         out.append(TemplateCaptioner(per_image=cfg.template.per_image, seed=cfg.seed))
     if cfg.retrieval.enabled:

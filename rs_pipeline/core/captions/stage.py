@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.captions.base import Candidate
+from rs_pipeline.core.captions.noise import NoiseInjector, NoiseReport, Noisy, Subject
 from rs_pipeline.core.captions.oracle import caption_quality
 from rs_pipeline.core.captions.registry import build_captioners
 from rs_pipeline.core.captions.views import iter_views
@@ -36,6 +38,7 @@ class CaptionReport:
     by_degradation: dict[str, int]
     mean_quality_by_captioner: dict[str, float]
     url: str
+    noise: dict = field(default_factory=dict)  # injected errors, when captions.noise is on
 
 
 def run_captions(
@@ -43,31 +46,37 @@ def run_captions(
 ) -> CaptionReport:
     """Caption every image of `batch`; one row per (image, captioner, text)."""
     captioners = build_captioners(cfg.captions, resolve_device(cfg.compute.device))
-    rows: dict[str, CaptionRow] = {}
-    images = duplicates = 0
+    candidates: list[Candidate] = []
+    subjects: dict[str, Subject] = {}
     for chunk in iter_views(store, batch, cfg.captions.chunk_size):
-        images += len(chunk)
-        truth = {v.sample_id: v.annotation for v in chunk}
+        subjects |= {v.sample_id: Subject(v.label, v.annotation) for v in chunk}
         for captioner in captioners:
-            for cand in captioner.caption(chunk):
-                cid = caption_id_of(cand.sample_id, cand.captioner_id, cand.text)
-                if cid in rows:  # the same captioner wrote the same text twice for an image
-                    duplicates += 1
-                    continue
-                ann = truth[cand.sample_id]
-                ok = cand.status == "ok"
-                quality = caption_quality(cand.text, ann) if ann is not None and ok else None
-                rows[cid] = CaptionRow(
-                    cid, batch, cand.sample_id, cand.captioner_id, cand.text,
-                    cand.degradation, cand.status, cand.error, quality,
-                )  # fmt: skip
+            candidates += captioner.caption(chunk)
+    noise = NoiseReport()
+    noisy = [Noisy(c, None) for c in candidates]
+    if cfg.captions.noise.rate > 0:  # off in production; the curation experiment turns it on
+        noisy, noise = NoiseInjector(cfg.captions.noise).apply(subjects, candidates)
+    rows: dict[str, CaptionRow] = {}
+    duplicates = 0
+    for item in noisy:
+        cand = item.candidate
+        cid = caption_id_of(cand.sample_id, cand.captioner_id, cand.text)
+        if cid in rows:  # the same captioner wrote the same text twice for an image
+            duplicates += 1
+            continue
+        ann, ok = subjects[cand.sample_id].annotation, cand.status == "ok"
+        quality = caption_quality(cand.text, ann) if ann is not None and ok else item.quality
+        rows[cid] = CaptionRow(
+            cid, batch, cand.sample_id, cand.captioner_id, cand.text,
+            cand.degradation, cand.status, cand.error, quality,
+        )  # fmt: skip
     table = to_table(list(rows.values()), CAPTION_SCHEMA)
     url = store.write_table(table, captions_dir(batch), "captions.parquet")
     lineage.replace_partition("captions", table, asset=ASSET, partition_key=batch, run_id=run_id)
-    return _report(batch, images, duplicates, list(rows.values()), url)
+    return _report(batch, len(subjects), duplicates, list(rows.values()), url, noise)
 
 
-def _report(batch: str, images: int, duplicates: int, rows: list[CaptionRow], url: str):
+def _report(batch, images: int, duplicates: int, rows: list[CaptionRow], url: str, noise):
     by_captioner = Counter(r.captioner_id for r in rows)
     by_degradation = Counter((r.degradation or "").split(":", 1)[0] for r in rows if r.degradation)
     qualities: dict[str, list[float]] = {}
@@ -84,4 +93,5 @@ def _report(batch: str, images: int, duplicates: int, rows: list[CaptionRow], ur
         by_degradation=dict(sorted(by_degradation.items())),
         mean_quality_by_captioner={k: round(sum(v) / len(v), 4) for k, v in qualities.items()},
         url=url,
+        noise=noise.as_dict(),
     )

@@ -28,6 +28,7 @@ def view_of(row: dict, image: Image.Image) -> SampleView:
         lat=row.get("lat"),
         lon=row.get("lon"),
         captions=tuple(row.get("captions") or ()),
+        source=row.get("source"),
     )
 
 

@@ -24,7 +24,9 @@ from rs_pipeline.core.config.data import (
     ImageFolderSourceConfig,
     IngestConfig,
     ManifestSourceConfig,
+    NoiseConfig,
     PairsConfig,
+    ProvidedCaptionerConfig,
     RetrievalCaptionerConfig,
     Sentinel2SourceConfig,
     SourceConfig,
@@ -49,13 +51,15 @@ __all__ = [
     "AutomationConfig", "BenchmarkConfig", "CaptionsConfig", "ComputeConfig", "ConfigError",
     "DegraderConfig", "EndpointCaptionerConfig", "EndpointSettings", "EvaluationConfig",
     "FinetuneConfig", "ImageFolderSourceConfig", "IngestConfig", "ManifestSourceConfig",
-    "PairsConfig", "PipelineConfig", "RetrievalCaptionerConfig", "ScorerSpec", "ScoringConfig",
-    "Section", "SelectionConfig", "Sentinel2SourceConfig", "SourceConfig", "StorageConfig",
-    "StorageOptions", "SynthRSSourceConfig", "TemplateCaptionerConfig", "TrainStageSettings",
-    "VLMCaptionerConfig", "VQAConfig", "config_from_dict", "load_config", "preset_dict",
+    "NoiseConfig", "PairsConfig", "PipelineConfig", "ProvidedCaptionerConfig",
+    "RetrievalCaptionerConfig",
+    "ScorerSpec", "ScoringConfig", "Section", "SelectionConfig", "Sentinel2SourceConfig",
+    "SourceConfig", "StorageConfig", "StorageOptions", "SynthRSSourceConfig",
+    "TemplateCaptionerConfig", "TrainStageSettings", "VLMCaptionerConfig", "VQAConfig",
+    "config_from_dict", "load_config", "preset_dict",
 ]  # fmt: skip
 
-PRESETS = ("tiny", "demo", "paper")
+PRESETS = ("tiny", "demo", "paper", "curation")
 
 
 class PipelineConfig(Section):

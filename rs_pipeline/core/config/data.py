@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from rs_pipeline.core.config.base import Section, StorageOptions
 
@@ -40,6 +40,10 @@ class ImageFolderSourceConfig(Section):
     storage_options: StorageOptions = Field(default_factory=dict)
 
 
+# Our fields of a manifest row; `columns:` maps any of them to the file's own column names.
+MANIFEST_FIELDS = ("path", "label", "captions", "gsd_m", "sensor", "lat", "lon", "acquisition_date")
+
+
 class ManifestSourceConfig(Section):
     """A CSV/Parquet/JSONL file with `path` and optional `label`, `captions`, metadata."""
 
@@ -48,6 +52,21 @@ class ManifestSourceConfig(Section):
     path: str
     root: str | None = Field(None, description="images resolve inside this; default: manifest dir")
     storage_options: StorageOptions = Field(default_factory=dict)
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="our field -> the file's column, e.g. {path: filename}"
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - set(MANIFEST_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown manifest field(s) {unknown}; allowed keys: {', '.join(MANIFEST_FIELDS)}"
+            )
+        if empty := sorted(k for k, v in columns.items() if not v):
+            raise ValueError(f"columns {empty}: give the file's column name")
+        return columns
 
 
 SourceConfig = Annotated[
@@ -93,6 +112,13 @@ class EndpointSettings(Section):
     max_requests_per_s: float | None = Field(None, gt=0)
 
 
+class ProvidedCaptionerConfig(Section):
+    """The captions that came with the data (a manifest's `captions`): provided:<source>/v1."""
+
+    enabled: bool = True
+    max_per_image: int | None = Field(None, ge=1, description="first N per image; None: all")
+
+
 class TemplateCaptionerConfig(Section):
     """RemoteCLIP/SkyScript-style captions from label, objects, counts, positions, GSD."""
 
@@ -118,6 +144,49 @@ class DegraderConfig(Section):
     enabled: bool = True
     per_image: int = Field(3, ge=1)
     kinds: tuple[str, ...] | None = None
+
+
+# Error kinds the noise captioner injects into captions of labelled images without ground
+# truth; the ones that change the stated scene class are what zero-shot classification feels.
+REAL_NOISE_KINDS = ("other_class_caption", "class_swap", "generic", "truncated", "garbled")
+CLASS_CHANGING_KINDS = frozenset({"other_class_caption", "class_swap", "wrong_class"})
+
+
+def _default_real_mix() -> dict[str, float]:
+    return {"other_class_caption": 0.35, "class_swap": 0.25, "generic": 0.15,
+            "truncated": 0.10, "garbled": 0.15}  # fmt: skip
+
+
+def _default_synthrs_mix() -> dict[str, float]:
+    # Class-changing (wrong_class) vs class-keeping edits (count, colour, position, object).
+    return {"wrong_class": 0.3, "hallucinated_object": 0.1, "wrong_count": 0.1,
+            "wrong_colour": 0.1, "wrong_position": 0.1, "generic": 0.1, "truncated": 0.1,
+            "garbled": 0.1}  # fmt: skip
+
+
+class NoiseConfig(Section):
+    """Error injection to measure curation: a share of clean candidates is replaced by a
+    realistic error that records what was broken, so the pool's true quality is known for
+    measurement only (selection never sees it). Leave `rate: 0` in production."""
+
+    rate: float = Field(0.0, ge=0.0, le=1.0, description="share of clean candidates corrupted")
+    mix: dict[str, float] = Field(
+        default_factory=_default_real_mix, description="labelled images: error kind -> weight"
+    )
+    synthrs_mix: dict[str, float] = Field(
+        default_factory=_default_synthrs_mix, description="SynthRS: degradation -> weight"
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _kinds_known(self) -> NoiseConfig:
+        bad = sorted(set(self.mix) - set(REAL_NOISE_KINDS))
+        if bad:
+            raise ValueError(f"captions.noise.mix: unknown kinds {bad}; allowed {REAL_NOISE_KINDS}")
+        for name, mix in (("mix", self.mix), ("synthrs_mix", self.synthrs_mix)):
+            if any(w < 0 for w in mix.values()) or not sum(mix.values()) > 0:
+                raise ValueError(f"captions.noise.{name}: weights must be >= 0, not all 0")
+        return self
 
 
 class VLMCaptionerConfig(Section):
@@ -146,11 +215,13 @@ class CaptionsConfig(Section):
 
     seed: int = 0
     chunk_size: int = Field(64, ge=1, description="images held in memory at once")
+    provided: ProvidedCaptionerConfig = ProvidedCaptionerConfig()
     template: TemplateCaptionerConfig = TemplateCaptionerConfig()
     retrieval: RetrievalCaptionerConfig = RetrievalCaptionerConfig()
     degraders: DegraderConfig = DegraderConfig()
     vlm: VLMCaptionerConfig = VLMCaptionerConfig()
     endpoint: EndpointCaptionerConfig = EndpointCaptionerConfig()
+    noise: NoiseConfig = NoiseConfig()
 
 
 class VQAConfig(Section):
@@ -172,6 +243,11 @@ class PairsConfig(Section):
     judge_endpoint: EndpointSettings = EndpointSettings()
     compare_judges: bool = Field(True, description="measure other judges' agreement with oracle")
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    judged_fraction: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="share of images the judge ranks (the costly part); the scorer trains on "
+        "their pairs only and scores every image",
+    )  # fmt: skip
     spatial_block_deg: float = Field(0.05, gt=0, description="geo-referenced split block size")
     vqa: VQAConfig = VQAConfig()
     import_files: tuple[str, ...] = Field((), description="RSRM preference files (JSON/Parquet)")

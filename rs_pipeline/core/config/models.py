@@ -32,13 +32,21 @@ class ScorerSpec(Section):
     """One scorer: a learned backend to train (or a checkpoint to register) or a baseline."""
 
     name: str = Field(description="readable part of the scorer_version, e.g. clip-head")
-    backend: Literal["clip_head", "qwen2vl_reward", "clipscore", "random"]
+    backend: Literal["clip_head", "qwen2vl_reward", "clipscore", "random", "oracle"] = Field(
+        description="oracle: true quality where known (measurement ceiling, never production)"
+    )
     clip_model: str = Field("rs-resnet-tiny-64", description="open_clip config (clip backends)")
     clip_weights: str | None = Field(None, description="local safetensors CLIP weights")
     warm_start_steps: int = Field(
         100, ge=0, description="contrastive steps on the pool before ranking (no clip_weights)"
     )
     checkpoint: str | None = Field(None, description="register this local checkpoint instead")
+    warm_start_lock_text: bool = Field(
+        False, description="warm start with a pretrained text tower frozen (LiT)"
+    )
+    head_prior: Literal["none", "clipscore"] = Field(
+        "none", description="clip_head: start the head as CLIPScore and learn a correction"
+    )
     stages: tuple[TrainStageSettings, ...] = Field(default_factory=_default_stages)
     batch_size: int = Field(32, ge=2)
     grad_clip: float = Field(1.0, gt=0)
@@ -82,6 +90,9 @@ class SelectionConfig(Section):
         description="per_image: rank by score minus the image's mean candidate score (scorers "
         "learn within-image preferences, so raw scores compare within an image, not across)",
     )
+    max_per_image: int | None = Field(
+        None, ge=1, description="keep at most this many captions of one image (1: one per image)"
+    )
     webdataset: bool = Field(False, description="also write WebDataset tar shards per selection")
     shard_size: int = Field(1000, ge=1, description="pairs per WebDataset shard")
 
@@ -105,6 +116,9 @@ class FinetuneConfig(Section):
     lr: float = Field(5e-4, gt=0)
     warmup_steps: int = Field(10, ge=0)
     weight_decay: float = Field(0.1, ge=0)
+    lock_text: bool = Field(
+        False, description="keep a pretrained text tower frozen, train its projection (LiT)"
+    )
     seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)
     checkpoint_every: int = Field(50, ge=1, description="steps between resumable snapshots")
     include_all: bool = Field(True, description="also train on `all@100`, the uncurated pool")

@@ -1,7 +1,8 @@
 """The evaluation report: Markdown, HTML and JSON with PNG plots under one artifact folder.
 
-The numbers come from `summary.summarize`; this module renders and writes them. Its names are
-re-exported so callers import the whole report API from here.
+The numbers come from `summary.summarize` (and the paired statistics from `paired`); this module
+renders and writes them. Its names are re-exported so callers import the whole report API from
+here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from datetime import UTC, datetime
 from fsspec.implementations.local import LocalFileSystem
 
 from rs_pipeline.core.artifacts import ArtifactStore
-from rs_pipeline.core.evaluation.results import EvalResult
+from rs_pipeline.core.evaluation.paired import (
+    PAIRED_BASELINE,
+    PairedDiff,
+    PairedRow,
+    oracle_share,
+    paired,
+    paired_difference,
+    paired_rows,
+)
+from rs_pipeline.core.evaluation.results import ALL_SELECTION, EvalResult
 from rs_pipeline.core.evaluation.summary import (
     Cell,
     Column,
@@ -32,17 +42,27 @@ __all__ = [
     "Cell",
     "Column",
     "Counts",
+    "PairedDiff",
+    "PairedRow",
     "ReportPaths",
     "ReportRow",
     "ReportTable",
     "ScoreSplit",
     "markdown_table",
+    "oracle_share",
+    "paired",
+    "paired_difference",
+    "paired_markdown",
+    "paired_records",
+    "paired_rows",
     "summarize",
     "table_records",
     "write_report",
 ]
 
 ACCURACY_PNG, HISTOGRAM_PNG = "accuracy_vs_ratio.png", "score_histograms.png"
+PAIRED_HEADING = "Paired differences (per seed, mean ± SE; * beyond 2 SE)"
+VS_ALL, VS_BASELINE = f"vs {ALL_SELECTION}", f"vs {PAIRED_BASELINE}@same %"
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,43 @@ def markdown_table(
     return _markdown(table_records(table, columns, digits))
 
 
+def _diff_text(diff: PairedDiff | None, seeds: int, digits: int) -> str:
+    if diff is None:
+        return "—"
+    short = f" (n={diff.n})" if diff.n < seeds else ""  # fewer seeds shared than the row ran
+    return diff.format(digits) + short
+
+
+def paired_records(table: ReportTable, digits: int = 3) -> list[dict[str, str | int]]:
+    """One record per row: its paired difference to all@100 and to clipscore at its percent."""
+    by_column = {c: paired_rows(table, c) for c in table.primary_columns}
+    records: list[dict[str, str | int]] = []
+    for i, row in enumerate(table.rows):
+        record: dict[str, str | int] = {"selection": row.selection}
+        for col, rows in by_column.items():
+            seeds = len(row.seeds)
+            record[f"{col.label} {VS_ALL}"] = _diff_text(rows[i].vs_all, seeds, digits)
+            record[f"{col.label} {VS_BASELINE}"] = _diff_text(rows[i].vs_baseline, seeds, digits)
+        records.append(record)
+    return records
+
+
+def paired_markdown(table: ReportTable, digits: int = 3) -> str:
+    """The paired-differences section (title line, then a Markdown table) for a terminal."""
+    return f"{PAIRED_HEADING}\n\n{_markdown(paired_records(table, digits))}"
+
+
+def _paired_json(table: ReportTable) -> list[dict]:
+    """Every paired difference of the primary columns, with all its numbers."""
+    return [
+        {"selection": pr.selection, **diff.to_dict()}
+        for col in table.primary_columns
+        for pr in paired_rows(table, col)
+        for diff in (pr.vs_all, pr.vs_baseline)
+        if diff is not None
+    ]
+
+
 def _html_table(records: list[dict[str, str | int]]) -> str:
     heads = list(records[0])
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
@@ -124,6 +181,7 @@ _CSS = (
 def _sections(table: ReportTable, plots: Sequence[str]) -> list[tuple[str, list | str]]:
     """(heading, records or an image name) in reading order, shared by Markdown and HTML."""
     out: list[tuple[str, list | str]] = [("Headline", table_records(table))]
+    out.append((PAIRED_HEADING, paired_records(table)))
     out.append(("Images evaluated (after decontamination)", _counts_records(table)))
     out += [(name.removesuffix(".png").replace("_", " ").capitalize(), name) for name in plots]
     out.append(("All metrics", table_records(table, table.columns)))
@@ -207,6 +265,7 @@ def write_report(
         "selections": table.selections,
         "headline_columns": [list(c) for c in table.headline_columns],
         "table": table.to_dict(),
+        "paired": _paired_json(table),
         "score_splits": [s.summary() for s in splits],
         "results": [r.row() for r in results],
         "files": {"markdown": md_url, "html": html_url, **urls},

@@ -1,8 +1,8 @@
 """Evaluation results summarised: selections x (benchmark, metric) as mean ± std over seeds.
 
 Rows are ordered for reading a comparison, not by rank: learned scorers (by name, then percent),
-then the baselines (`clipscore`, `random`), then `all@100` last, so every ratio of one scorer
-sits together and the uncurated reference closes the table.
+then the baselines (`clipscore`, `random`, then the `oracle` ceiling), then `all@100` last, so
+every ratio of one scorer sits together and the uncurated reference closes the table.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from rs_pipeline.core.evaluation.results import ALL_SELECTION, EvalResult
 
-BASELINE_SCORERS = ("clipscore", "random")  # listed after learned scorers, in this order
+# Listed after learned scorers, in this order; `oracle` selects by known true quality (ceiling).
+BASELINE_SCORERS = ("clipscore", "random", "oracle")
 RECALLS = tuple(f"{d}_R@{k}" for d in ("t2i", "i2t") for k in (1, 5, 10))
 METRIC_ORDER = ("top1", "top5", "mean_recall", *RECALLS)  # column order within a benchmark
 HEADLINE_METRICS = ("top1", "top5", "mean_recall", "t2i_R@1", "i2t_R@1")

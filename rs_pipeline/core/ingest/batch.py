@@ -79,6 +79,13 @@ def _sample(item: RawItem, sid: str, batch: str, dec: Decoded) -> Sample:
     )
 
 
+def _merge_duplicate(kept: Sample, item: RawItem) -> Sample:
+    """Exact duplicate: one row per image, every source URI and caption kept (input order,
+    exact repeats removed), as a CLIP-style manifest lists one image on several rows."""
+    captions = list(dict.fromkeys([*kept.captions, *item.captions]))
+    return replace(kept, source_uris=[*kept.source_uris, item.uri], captions=captions)
+
+
 def _reject(item: RawItem, batch: str, reason: str, detail: str, sid: str | None):
     return QuarantineRow(batch, item.uri, item.source, item.source_kind, str(reason), detail, sid)
 
@@ -103,9 +110,7 @@ def ingest_items(
             quarantine.append(_reject(item, batch, QuarantineReason.TOO_LARGE_FILE, detail, sid))
             continue
         if sid in samples:
-            # Exact duplicate: one row per image, every source URI kept.
-            first = samples[sid]
-            samples[sid] = replace(first, source_uris=[*first.source_uris, item.uri])
+            samples[sid] = _merge_duplicate(samples[sid], item)
             counts.duplicates += 1
             continue
         decoded = decode_image(item.data, cfg)

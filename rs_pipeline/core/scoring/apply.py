@@ -93,7 +93,13 @@ def run_pair_scores(
         )
     with tempfile.TemporaryDirectory() as tmp:
         store.fs.get(store.path(model_dir(version)) + "/", tmp + "/", recursive=True)
-        scorer = load_scorer(tmp)
+        backend = json.loads((Path(tmp) / "config.json").read_text()).get("backend")
+        if backend == "oracle":  # reads the batch's recorded true quality, not weights
+            from rs_pipeline.core.scoring.oracle import OracleScorer
+
+            scorer = OracleScorer.from_store(store, [batch])
+        else:
+            scorer = load_scorer(tmp)
     stream = PairStream(
         store.fs, store.path(batch_dir(batch), "images.parquet"), _texts(store, batch)
     )

@@ -28,6 +28,8 @@ from rs_pipeline.core.models.clip import (
 from rs_pipeline.core.scoring.base import Stage, check_pair_lengths, score_in_batches
 
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+PRIORS = ("none", "clipscore")  # what the head starts from: nothing, or the CLIP cosine
+PRIOR_SCALE = 10.0  # initial logit per unit of cosine: a cosine gap of 0.1 is odds e^1
 _NOT_TEXT = ("visual.", "logit_scale", "logit_bias")  # CLIP parameters outside the text tower
 
 
@@ -90,10 +92,13 @@ class ClipHeadScorer(nn.Module):
         dropout: float = 0.1,
         seed: int = 0,
         clip_weights: str | Path | None = None,
+        prior: str = "none",
     ) -> None:
         super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"unknown head prior {prior!r}; allowed: {', '.join(PRIORS)}")
         self.clip_name, self.seed = clip, seed
-        self.head_cfg = {"hidden": hidden, "layers": layers, "dropout": dropout}
+        self.head_cfg = {"hidden": hidden, "layers": layers, "dropout": dropout, "prior": prior}
         self.clip, _, self.preprocess, self.tokenizer = build_clip(clip, seed)
         if clip_weights is not None:
             load_clip_weights(self.clip, clip_weights)
@@ -101,6 +106,13 @@ class ClipHeadScorer(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)  # the head's init is seeded too, apart from the towers'
             self.head = _build_head(4 * self.embed_dim, hidden, layers, dropout)
+        if prior == "clipscore":
+            # Start as CLIPScore (a monotone map of the cosine) and learn a correction: with a
+            # few hundred judged pairs a free MLP memorises them, a residual on a sound prior
+            # can only refine it (and early stopping keeps the prior when it cannot).
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
+            self.prior_scale = nn.Parameter(torch.tensor(PRIOR_SCALE))
         self._norms = [
             m for m in self.clip.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
         ]
@@ -128,6 +140,8 @@ class ClipHeadScorer(nn.Module):
     def stage_parameters(self, stage: Stage) -> list[nn.Parameter]:
         """Head: the MLP; vision: visual tower + head; text: text tower + head."""
         head = list(self.head.parameters())
+        if hasattr(self, "prior_scale"):
+            head.append(self.prior_scale)
         if stage == "head":
             return head
         if stage == "vision":
@@ -199,7 +213,10 @@ class ClipHeadScorer(nn.Module):
         feats = torch.cat(
             [img * root, txt * root, img * txt * self.embed_dim, (img - txt).abs() * root], dim=-1
         )  # (B, 4D)
-        return F.softplus(self.head(feats).squeeze(-1))  # (B,)
+        logits = self.head(feats).squeeze(-1)  # (B,)
+        if hasattr(self, "prior_scale"):
+            logits = logits + self.prior_scale * (img * txt).sum(dim=-1)  # + scale * cosine
+        return F.softplus(logits)  # (B,)
 
     # -- scoring --------------------------------------------------------------------------------
     def score(

@@ -71,18 +71,23 @@ def _warm_clip(spec: ScorerSpec, data: PairData, device: str):
     if spec.clip_weights:
         load_clip_weights(model, spec.clip_weights)
     elif spec.warm_start_steps:
-        plan = ContrastivePlan(steps=spec.warm_start_steps, seed=spec.seed)
+        plan = ContrastivePlan(steps=spec.warm_start_steps, seed=spec.seed,
+                               lock_text=spec.warm_start_lock_text)  # fmt: skip
         train_contrastive(model, preprocess_train, tokenizer, data.pool, plan, device)
     return model
 
 
-def _build(spec: ScorerSpec, data: PairData, device: str, workdir: Path, log):
+def _build(spec: ScorerSpec, data: PairData, device: str, workdir: Path, log, store):
     """The scorer of a spec, trained where it learns; plus its training history."""
     from rs_pipeline.core.scoring.baselines import ClipScoreScorer, RandomScorer
     from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
 
     if spec.backend == "random":
         return RandomScorer(spec.seed), []
+    if spec.backend == "oracle":
+        from rs_pipeline.core.scoring.oracle import OracleScorer
+
+        return OracleScorer.from_store(store, data.batches), []
     if spec.backend == "qwen2vl_reward":
         from rs_pipeline.core.scoring.qwen2vl_reward import build_reward_scorer
 
@@ -92,7 +97,7 @@ def _build(spec: ScorerSpec, data: PairData, device: str, workdir: Path, log):
     elif spec.checkpoint:  # register, do not train
         return ClipHeadScorer.load(spec.checkpoint), []
     else:
-        scorer = ClipHeadScorer(clip=spec.clip_model, seed=spec.seed)
+        scorer = ClipHeadScorer(clip=spec.clip_model, seed=spec.seed, prior=spec.head_prior)
         scorer.clip.load_state_dict(_warm_clip(spec, data, device).state_dict())
         if spec.backend == "clipscore":
             return ClipScoreScorer.from_clip_head(scorer), []
@@ -122,6 +127,18 @@ def _save(scorer, spec: ScorerSpec, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
+def _scorable(scorer, pairs: list[PairExample]) -> list[PairExample]:
+    """The pairs a scorer can score: all, but for the oracle those of known quality."""
+    if not hasattr(scorer, "knows"):
+        return pairs
+    known = [
+        p for p in pairs if scorer.knows(p.image, p.chosen) and scorer.knows(p.image, p.rejected)
+    ]
+    if not known:
+        raise ValueError("oracle scorer: no held-out pair has known quality on both sides")
+    return known
+
+
 def _baseline_accuracy(scorer, spec: ScorerSpec, val: list[PairExample]) -> float | None:
     """CLIPScore on the same CLIP towers, on the same held-out pairs (clip backends)."""
     from rs_pipeline.core.scoring.baselines import ClipScoreScorer
@@ -143,8 +160,8 @@ def run_score_model(
     if not data.val:
         raise ValueError("no validation pairs: raise pairs.val_fraction or ingest more images")
     workdir = Path(cfg.storage.work_dir) / ASSET / version
-    scorer, history = _build(spec, data, device, workdir, log)
-    val_acc = pair_accuracy(scorer, data.val)
+    scorer, history = _build(spec, data, device, workdir, log, store)
+    val_acc = pair_accuracy(scorer, _scorable(scorer, data.val))
     baseline = _baseline_accuracy(scorer, spec, data.val)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model"

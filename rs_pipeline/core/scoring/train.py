@@ -256,6 +256,12 @@ def train_scorer(
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"])
         log(f"resuming at stage {state.stage_index} step {state.step}")
+    else:  # the untrained scorer is a candidate too: a prior head may already be the best
+        _recalibrate(model, train)
+        acc = evaluate(model, val, device)
+        state.history.append({"stage": "init", "step": 0, "loss": None, "val_accuracy": acc})
+        _keep_best(model, acc, state, ckpt)
+        log(f"before training: val_acc {acc:.4f}")
     steps = 0
     while state.stage_index < len(plan.stages):
         steps += _run_stage(model, train, val, plan, state, ckpt, device, log)

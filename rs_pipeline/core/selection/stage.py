@@ -97,7 +97,8 @@ def run_curated_subsets(
     note = " (score centred on its image's mean)" if cfg.selection.score_norm == "per_image" else ""
     for ratio in cfg.selection.ratios:
         name = selection_name(version, ratio)
-        kept = select_top([p for p, _, _ in pool], ratio, cfg.selection.stratify != "none")
+        kept = select_top([p for p, _, _ in pool], ratio, cfg.selection.stratify != "none",
+                          cfg.selection.max_per_image)  # fmt: skip
         rows = [{"selection": name, "scorer_version": version, "batch": by_caption[k.caption_id][0],
                  "sample_id": k.sample_id, "caption_id": k.caption_id,
                  "text": by_caption[k.caption_id][1], "score": k.score, "rank": k.rank,

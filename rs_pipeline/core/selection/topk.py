@@ -44,29 +44,46 @@ def _tiebreak(p: ScoredPair) -> str:
     return hashlib.sha256(f"{p.sample_id}|{p.caption_id}".encode()).hexdigest()
 
 
-def _top(pairs: Sequence[ScoredPair], percent: float, label: str) -> list[Selected]:
+def _top(
+    pairs: Sequence[ScoredPair], percent: float, label: str, max_per_image: int | None = None
+) -> list[Selected]:
+    """The best `percent`% of `pairs` (of all of them, capped or not); with a cap, a pair
+    beyond its image's first `max_per_image` is passed over for the next best."""
     ordered = sorted(pairs, key=lambda p: (-p.score, _tiebreak(p)))
     keep = math.ceil(len(ordered) * percent / 100.0) if percent > 0 else 0
-    return [
-        Selected(p.sample_id, p.caption_id, p.score, i, f"rank {i + 1}/{len(ordered)} {label}")
-        for i, p in enumerate(ordered[:keep])
-    ]
+    taken: dict[str, int] = defaultdict(int)
+    out: list[Selected] = []
+    note = f", at most {max_per_image} per image" if max_per_image else ""
+    for i, p in enumerate(ordered):
+        if len(out) == keep:
+            break
+        if max_per_image and taken[p.sample_id] >= max_per_image:
+            continue
+        taken[p.sample_id] += 1
+        out.append(Selected(p.sample_id, p.caption_id, p.score, len(out),
+                            f"rank {i + 1}/{len(ordered)} {label}{note}"))  # fmt: skip
+    return out
 
 
 def select_top(
-    pairs: Sequence[ScoredPair], percent: float, stratified: bool = False
+    pairs: Sequence[ScoredPair],
+    percent: float,
+    stratified: bool = False,
+    max_per_image: int | None = None,
 ) -> list[Selected]:
-    """The best `percent`% of pairs by score, overall or within each stratum."""
+    """The best `percent`% of pairs by score, overall or within each stratum; optionally at
+    most `max_per_image` captions of any one image (fewer pairs when the cap binds)."""
     if not 0 < percent <= 100:
         raise ValueError(f"selection percent must be in (0, 100], got {percent}")
     if not stratified:
-        return _top(pairs, percent, f"<= top {percent:g}%")
+        return _top(pairs, percent, f"<= top {percent:g}%", max_per_image)
     strata: dict[str, list[ScoredPair]] = defaultdict(list)
     for p in pairs:
         strata[p.stratum].append(p)
     out: list[Selected] = []
     for name in sorted(strata):
-        out += _top(strata[name], percent, f"<= top {percent:g}% of stratum {name!r}")
+        label = f"<= top {percent:g}% of stratum {name!r}"
+        out += _top(strata[name], percent, label, max_per_image)
     return out
 
 

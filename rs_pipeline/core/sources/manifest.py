@@ -2,8 +2,10 @@
 
 Columns: `path` (required; relative to `root`, which defaults to the manifest's folder),
 optional `label`, `captions` (a list, or in CSV a JSON list or one caption), and metadata
-`gsd_m`, `sensor`, `lat`, `lon`, `acquisition_date`. Other columns are ignored. A path that
-resolves outside `root` is quarantined, never read.
+`gsd_m`, `sensor`, `lat`, `lon`, `acquisition_date`. Other columns are ignored. A file with
+its own names is mapped by `columns` (our field -> its column, e.g. `{path: filename, captions:
+title}` for a CLIP-style `filename,title` CSV). A path that resolves outside `root` is
+quarantined, never read.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ def read_manifest(fs, path: str) -> pa.Table:
         if lower.endswith((".jsonl", ".json")):
             return pajson.read_json(fh)
     raise ValueError(f"manifest {path}: unsupported format; use one of {list(FORMATS)}")
+
+
+def apply_columns(table: pa.Table, columns: dict[str, str], where: str = "manifest") -> pa.Table:
+    """The table with each mapped file column under our field name; a mapped field wins."""
+    if not columns:
+        return table
+    missing = sorted({c for c in columns.values() if c not in table.column_names})
+    if missing:
+        raise ValueError(
+            f"{where}: `columns` maps to {missing}, which the file does not have; "
+            f"its columns are {table.column_names}"
+        )
+    mapped = {ours: table.column(theirs) for ours, theirs in columns.items()}
+    kept = {
+        n: table.column(n)
+        for n in table.column_names
+        if n not in mapped and n not in columns.values()
+    }
+    return pa.table({**kept, **mapped})
 
 
 def parse_captions(value: Any) -> tuple[str, ...]:
@@ -78,19 +99,24 @@ class ManifestSource:
         path: str,
         root: str | None = None,
         storage_options: dict[str, Any] | None = None,
+        columns: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.path = path
         self.root = root
         self.storage_options = storage_options or {}
+        self.columns = dict(columns or {})  # our field -> the file's column
 
     def iter_items(self, batch: str) -> Iterator[RawItem]:
         """Rows of the manifest, each resolved inside the root and read."""
         url = self.path.replace("{batch}", batch)
         fs, mpath = url_to_fs(url, **self.storage_options)
-        table = read_manifest(fs, mpath)
+        table = apply_columns(read_manifest(fs, mpath), self.columns, f"manifest {url}")
         if "path" not in table.column_names:
-            raise ValueError(f"manifest {url}: needs a `path` column; found {table.column_names}")
+            raise ValueError(
+                f"manifest {url}: needs a `path` column, or `columns: {{path: <its column>}}`; "
+                f"found {table.column_names}"
+            )
         root = url_to_fs(self.root.replace("{batch}", batch))[1] if self.root else None
         root = root or posixpath.dirname(mpath)
         prefix = url_prefix(fs)

@@ -28,5 +28,7 @@ def build_source(cfg: SourceConfig) -> Source:
         case ImageFolderSourceConfig():
             return ImageFolderSource(cfg.name, cfg.path, cfg.extensions, cfg.storage_options)
         case ManifestSourceConfig():
-            return ManifestSource(cfg.name, cfg.path, cfg.root, cfg.storage_options)
+            return ManifestSource(
+                cfg.name, cfg.path, cfg.root, cfg.storage_options, columns=cfg.columns
+            )
     raise TypeError(f"no source for config of type {type(cfg).__name__}")

@@ -16,6 +16,7 @@ import torch
 from open_clip.loss import ClipLoss
 from PIL import Image
 
+from rs_pipeline.core.training.locked_text import LockedText
 from rs_pipeline.core.training.snapshots import Snapshots
 
 
@@ -30,6 +31,7 @@ class ContrastivePlan:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
+    lock_text: bool = False  # a pretrained text encoder stays frozen (see locked_text.py)
 
 
 def cosine_lr(step: int, plan: ContrastivePlan) -> float:
@@ -53,6 +55,15 @@ def _batches(n: int, plan: ContrastivePlan):
         order, step = order[size:], step + 1
 
 
+def _forward(model, tokenizer, locked: LockedText | None, images, texts: list[str]):
+    """Image and text embeddings (B, D) and the logit scale; cached text features if locked."""
+    if locked is None:
+        ids = tokenizer(texts).to(images.device)  # (B, T)
+        return model(images, ids)[:3]
+    img = model.encode_image(images, normalize=True)  # (B, D)
+    return img, locked.encode(model, texts), model.logit_scale.exp()
+
+
 def train_contrastive(
     model: torch.nn.Module,
     preprocess: Callable,
@@ -73,6 +84,8 @@ def train_contrastive(
         raise ValueError(f"contrastive training needs at least 2 pairs, got {len(pairs)}")
     torch.manual_seed(plan.seed)
     model.to(device).train()
+    texts_of = [t for _, t in pairs]
+    locked = LockedText(model, tokenizer, texts_of, device) if plan.lock_text else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
     loss_fn, cuda = ClipLoss(), device.startswith("cuda")
@@ -85,9 +98,8 @@ def train_contrastive(
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, plan)
         images = torch.stack([preprocess(pairs[i][0]) for i in idx]).to(device)  # (B, 3, H, W)
-        texts = tokenizer([pairs[i][1] for i in idx]).to(device)  # (B, T)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            img, txt, scale = model(images, texts)[:3]  # (B, D), (B, D), ()
+            img, txt, scale = _forward(model, tokenizer, locked, images, [texts_of[i] for i in idx])
             loss = loss_fn(img.float(), txt.float(), scale.float())
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -79,6 +79,7 @@ def plan_for(cfg: PipelineConfig, seed: int) -> ContrastivePlan:
         warmup_steps=f.warmup_steps,
         weight_decay=f.weight_decay,
         seed=seed,
+        lock_text=f.lock_text,
     )
 
 

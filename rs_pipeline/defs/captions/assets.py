@@ -21,7 +21,7 @@ PAIR_CHECKS = [
 # Counts that add up over the partitions of a multi-partition (backfill) run.
 CAPTION_SUMS = ("images", "candidates", "failed", "duplicates_dropped", "candidates_by_captioner",
                 "candidates_by_degradation")  # fmt: skip
-PAIR_SUMS = ("pairs", "pairs_by_kind", "pairs_by_split", "pairs_by_judge")
+PAIR_SUMS = ("pairs", "pairs_by_kind", "pairs_by_split", "pairs_by_judge", "judged_images")
 
 
 def _captions_metadata(report: CaptionReport) -> dict:
@@ -33,6 +33,7 @@ def _captions_metadata(report: CaptionReport) -> dict:
         "candidates_by_captioner": report.by_captioner,
         "candidates_by_degradation": report.by_degradation,
         "mean_true_quality_by_captioner": report.mean_quality_by_captioner,
+        "injected_noise": report.noise,
         "captions": dg.MetadataValue.path(report.url),
     }
 
@@ -46,6 +47,7 @@ def _pairs_metadata(rep: PairsReport) -> dict:
         "pairs_by_kind": dict(sorted(rep.by_kind.items())),
         "pairs_by_split": dict(sorted(rep.by_split.items())),
         "pairs_by_judge": dict(sorted(rep.by_judge.items())),
+        "judged_images": rep.judged_images,
         "judge_agreement_with_oracle": agreement,
         "skipped": dict(sorted(rep.skipped.items())),
         "vqa": dict(sorted(rep.vqa.items())),

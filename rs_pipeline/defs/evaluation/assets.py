@@ -4,7 +4,7 @@ import base64
 
 import dagster as dg
 
-from rs_pipeline.core.evaluation.report import ACCURACY_PNG, table_records
+from rs_pipeline.core.evaluation.report import ACCURACY_PNG, paired_markdown, table_records
 from rs_pipeline.core.evaluation.stage import ASSET, run_evaluation_report
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
@@ -40,6 +40,7 @@ def evaluation_report(
     return dg.MaterializeResult(
         metadata={
             "headline": _table(table_records(rep.table)),
+            "paired_differences": dg.MetadataValue.md(paired_markdown(rep.table)),
             "plot": dg.MetadataValue.md(f"![accuracy vs ratio](data:image/png;base64,{png})"),
             "selections": rep.table.selections,
             "seeds": list(rep.table.seeds),

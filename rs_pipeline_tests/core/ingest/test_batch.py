@@ -2,6 +2,7 @@ from rs_pipeline.core.config import IngestConfig
 from rs_pipeline.core.ingest.batch import ingest_items
 from rs_pipeline.core.records import sample_id_of
 from rs_pipeline.core.sources.base import RawItem
+from rs_pipeline.core.sources.manifest import ManifestSource
 from rs_pipeline_tests.factories import encode, noise_rgb
 
 
@@ -26,6 +27,30 @@ def test_exact_duplicates_collapse_to_one_row_keeping_every_uri():
     assert sample.source_uris == ["a.jpg", "copy/a.jpg"]
     assert list(images) == [sample.sample_id]
     assert result.counts.duplicates == 1
+
+
+def test_manifest_rows_of_one_image_merge_their_captions_into_one_sample(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "0.png").write_bytes(encode(noise_rgb(seed=1), "PNG"))
+    (tmp_path / "img" / "1.png").write_bytes(encode(noise_rgb(seed=2), "PNG"))
+    (tmp_path / "train.csv").write_text(
+        "filename,title\n"
+        "img/0.png,a river between fields\n"
+        "img/1.png,dense houses\n"
+        "img/0.png,green farmland by a river\n"
+        "img/0.png,a river between fields\n"
+    )
+    source = ManifestSource(
+        "clip_csv", str(tmp_path / "train.csv"), columns={"path": "filename", "captions": "title"}
+    )
+    result, _ = run(source.iter_items("b1"))
+    river, houses = result.samples
+    assert river.captions == ["a river between fields", "green farmland by a river"]
+    assert len(river.source_uris) == 3
+    assert houses.captions == ["dense houses"]
+    c = result.counts
+    assert (c.inputs, c.unique, c.duplicates, c.quarantined) == (4, 2, 2, 0)
+    assert c.reconciles
 
 
 def test_counts_reconcile_with_every_kind_of_outcome():

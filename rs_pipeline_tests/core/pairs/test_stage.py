@@ -125,3 +125,21 @@ def test_tiny_vlm_captions_and_answers_run_through_the_stages(tmp_path):
     asked = sum(v for k, v in pairs.vqa.items() if k.startswith("asked_"))
     accounted = pairs.vqa["filtered_already_right"] + pairs.vqa["no_answer"]
     assert asked == accounted + pairs.by_kind["vqa_closed"] + pairs.by_kind["vqa_open"]
+
+
+def test_judged_fraction_judges_a_stable_share_of_images_and_counts_the_rest(tmp_path):
+    from rs_pipeline.core.pairs.stage import is_judged
+
+    def run(folder):
+        folder.mkdir(exist_ok=True)
+        source = {"kind": "synthrs", "name": "synthrs", "count": 40, "size": 64, "seed": 7}
+        return engine(write_config(folder, pairs={"judged_fraction": 0.5}, sources=[source]))[-1]
+
+    pairs = run(tmp_path / "first")
+    assert pairs.judged_images + pairs.skipped["not_judged"] == 40
+    assert 10 <= pairs.judged_images <= 30
+    judged = {r["sample_id"] for r in pq.read_table(pairs.url).to_pylist()}
+    assert len(judged) <= pairs.judged_images  # pairs (caption and VQA) only from judged images
+    assert all(is_judged(sid, 0.5, 0) for sid in judged)
+    again = run(tmp_path / "again")
+    assert {r["sample_id"] for r in pq.read_table(again.url).to_pylist()} == judged

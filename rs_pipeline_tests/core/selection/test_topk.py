@@ -50,3 +50,18 @@ def test_churn_between_two_scorer_versions():
     c = churn({"a", "b", "c", "d"}, {"c", "d", "e"})
     assert (c.kept, c.added, c.dropped) == (2, 1, 2)
     assert c.jaccard == pytest.approx(2 / 5)
+
+
+def test_one_caption_per_image_keeps_each_images_best_and_passes_over_the_rest():
+    data = [ScoredPair(f"s{i // 3}", f"c{i}", float(100 - i)) for i in range(30)]  # 3 per image
+    kept = select_top(data, 30, max_per_image=1)
+    assert len(kept) == 9  # 30% of 30 pairs, one from each of the 9 best images
+    assert [k.caption_id for k in kept] == [f"c{3 * i}" for i in range(9)]
+    assert all("at most 1 per image" in k.reason for k in kept)
+    assert [k.rank for k in kept] == list(range(9))
+
+
+def test_a_binding_per_image_cap_keeps_fewer_pairs_rather_than_break_it():
+    data = [ScoredPair(f"s{i // 5}", f"c{i}", float(i)) for i in range(10)]  # 2 images
+    kept = select_top(data, 70, max_per_image=1)
+    assert sorted(k.sample_id for k in kept) == ["s0", "s1"]

@@ -5,6 +5,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from rs_pipeline.core.config import ConfigError, config_from_dict
 from rs_pipeline.core.sources.imagefolder import ImageFolderSource
 from rs_pipeline.core.sources.manifest import ManifestSource
 from rs_pipeline_tests.factories import encode, noise_rgb
@@ -89,3 +90,33 @@ def test_manifest_without_path_column_fails_naming_it(tmp_path):
     (tmp_path / "m.jsonl").write_text('{"file": "a.png"}\n')
     with pytest.raises(ValueError, match="needs a `path` column"):
         list(ManifestSource("m", str(tmp_path / "m.jsonl")).iter_items("b1"))
+
+
+def write_clip_csv(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(encode(noise_rgb(seed=5), "PNG"))
+    path = tmp_path / "train.csv"
+    path.write_text("filename,title,label\nimg/a.png,a harbour with boats,coast\n")
+    return path
+
+
+def test_manifest_columns_map_the_files_own_names_to_ours(tmp_path):
+    path = write_clip_csv(tmp_path)
+    cols = {"path": "filename", "captions": "title"}
+    (item,) = ManifestSource("clip", str(path), columns=cols).iter_items("b1")
+    assert item.problem is None and item.uri.endswith("img/a.png")
+    assert item.captions == ("a harbour with boats",) and item.label == "coast"
+
+
+def test_manifest_column_mapped_but_missing_fails_naming_it_and_the_files_columns(tmp_path):
+    path = write_clip_csv(tmp_path)
+    src = ManifestSource("clip", str(path), columns={"path": "file_name"})
+    with pytest.raises(ValueError, match=r"\['file_name'\].*\['filename', 'title', 'label'\]"):
+        list(src.iter_items("b1"))
+
+
+def test_manifest_columns_config_rejects_unknown_fields_naming_the_allowed_ones():
+    with pytest.raises(ConfigError, match="unknown manifest field.*'caption'.*allowed keys: path"):
+        config_from_dict(
+            {"sources": [{"kind": "manifest", "path": "m.csv", "columns": {"caption": "title"}}]}
+        )
