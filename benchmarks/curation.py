@@ -1,19 +1,23 @@
-"""The paper's headline comparison, measured: CLIP fine-tuned on top-30% selections of each
-scorer against CLIP fine-tuned on everything (`all@100`), mean ± std over seeds.
+"""The paper's headline comparison, measured: CLIP fine-tuned on each scorer's top-k% selection
+against CLIP fine-tuned on everything (`all@100`), over paired seeds.
 
-    .venv/bin/python benchmarks/curation.py demo     # the demo preset, as `make demo` runs it
-    .venv/bin/python benchmarks/curation.py rsscn7   # real images + real captions (../shared)
+    .venv/bin/python benchmarks/curation.py demo              # the demo preset (`make demo`)
+    .venv/bin/python benchmarks/curation.py rsscn7            # the `curation` preset, headline
+    .venv/bin/python benchmarks/curation.py rsscn7 --noise 0 25 50 75 --ratios 10 30 50 70
+    .venv/bin/python benchmarks/curation.py rsscn7 --mode per_image   # selection modes
 
-(a) demo: SynthRS + Sentinel-2, evaluated on held-out SynthRS tiles (zero-shot + retrieval).
-(b) rsscn7: half of RSSCN7 (even positions per class) is the training pool, captioned by the
-real caption corpus (`rs_captions`), the template captioner and the tiny untrained VLM (a
-source of garbage captions, as a weak captioner is in practice); the other half is the
-zero-shot benchmark. Results go to benchmarks/RESULTS.md.
+rsscn7: half of RSSCN7 (even positions per class) is the pool, captioned by the real caption
+corpus and the template captioner, with `captions.noise.rate` of the candidates replaced by
+realistic errors; the other half is the zero-shot benchmark, never tuned on. The configuration
+is `preset: curation` plus those paths: what a user runs on their own data. Every run's numbers
+are kept as JSON under benchmarks/results/curation/ (plots and tables are rebuilt from them);
+sections of benchmarks/RESULTS.md are rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -25,15 +29,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dagster as dg  # noqa: E402
 
-from benchmarks.machine import describe, write_section  # noqa: E402
+from benchmarks.curation_tables import composition, run_record  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from rs_pipeline.core.config import load_config  # noqa: E402
-from rs_pipeline.core.evaluation.report import markdown_table  # noqa: E402
 from rs_pipeline.core.evaluation.stage import current_results  # noqa: E402
 from rs_pipeline.core.evaluation.summary import summarize  # noqa: E402
 from rs_pipeline.core.lineage import LineageStore  # noqa: E402
 from rs_pipeline.launch import run_all  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS_DIR = Path(__file__).with_name("results") / "curation"
+
+# Selection modes compared at the headline setting: the paper's global cut over pairs, each
+# caption ranked against its own image's candidates, and one caption per image.
+MODES = {
+    "global": {},
+    "per_image": {"selection": {"score_norm": "per_image"}},
+    "one_per_image": {"selection": {"max_per_image": 1}},
+}
 
 
 def split_rsscn7(work: Path) -> tuple[Path, Path]:
@@ -43,69 +56,43 @@ def split_rsscn7(work: Path) -> tuple[Path, Path]:
         for i, img in enumerate(sorted(cls.glob("*.jpg"))):
             dest = (train if i % 2 == 0 else test) / cls.name / img.name
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(img)
+            if not dest.exists():
+                dest.symlink_to(img)
     return train, test
 
 
-# Follow-ups for when the global top 30% loses to all@100 (see RESULTS.md for why it did).
-VARIANTS = {
-    "global": {},
-    # Rank each caption against its own image's candidates (what a pairwise scorer learned).
-    "per_image": {"selection": {"score_norm": "per_image"}},
-    # Keep every class equally represented.
-    "label": {"selection": {"stratify": "label"}},
-}
-
-
-def rsscn7_config(work: Path, steps: int, seeds: list[int]) -> dict:
+def rsscn7_config(work: Path, noise: float, ratios: list[float], seeds: list[int],
+                  steps: int | None, mode: str) -> dict:  # fmt: skip
+    """`preset: curation` plus the user's three paths, as examples/curation.yaml has them."""
     train, test = split_rsscn7(work)
     corpus = sorted(str(p) for p in (SHARED / "rs_captions").glob("*.csv"))
-    return {
+    cfg = {
+        "preset": "curation",
         "sources": [{"kind": "imagefolder", "name": "rsscn7", "path": str(train)}],
-        "ingest": {"max_side": 128},
-        "captions": {
-            "retrieval": {"enabled": True, "name": "rs_captions", "corpus": corpus, "per_image": 3},
-            "vlm": {"enabled": True, "checkpoint": "tiny", "per_image": 1},
-        },
-        "finetune": {"steps": steps, "batch_size": 64, "warmup_steps": 10, "seeds": seeds},
-        "evaluation": {
-            "benchmarks": [{"name": "rsscn7-heldout", "kind": "classification", "path": str(test)}]
-        },  # fmt: skip
-    }
+        "captions": {"retrieval": {"name": "rs_captions", "corpus": corpus},
+                     "noise": {"rate": noise / 100.0}},
+        "selection": {"ratios": ratios},
+        "finetune": {"seeds": seeds},
+        "evaluation": {"benchmarks": [{"name": "rsscn7-heldout", "kind": "classification",
+                                       "path": str(test)}]},
+    }  # fmt: skip
+    if steps:
+        cfg["finetune"]["steps"] = steps
+    for key, value in MODES[mode].items():
+        cfg[key] = cfg.get(key, {}) | value
+    return cfg
 
 
-def composition(lineage: LineageStore) -> str:
-    """What each selection kept: images, and each captioner's share of its pairs."""
-    rows = lineage.query(
-        "WITH pool AS (SELECT caption_id, captioner_id FROM captions WHERE status = 'ok'), "
-        "sel AS (SELECT selection, sample_id, caption_id FROM selections UNION ALL "
-        "SELECT 'pool (all@100)', sample_id, caption_id FROM captions WHERE status = 'ok') "
-        "SELECT s.selection, count(DISTINCT s.sample_id) AS images, count(*) AS pairs, "
-        "p.captioner_id, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY s.selection) AS share "
-        "FROM sel s JOIN pool p USING (caption_id) GROUP BY s.selection, p.captioner_id "
-        "ORDER BY 1, 4"
-    ).to_pylist()
-    captioners = sorted({r["captioner_id"] for r in rows})
-    by_sel: dict[str, dict] = {}
-    for r in rows:
-        by_sel.setdefault(r["selection"], {})[r["captioner_id"]] = r["share"]
-    images = lineage.query(
-        "SELECT selection, count(DISTINCT sample_id) AS n FROM selections GROUP BY 1 UNION ALL "
-        "SELECT 'pool (all@100)', count(DISTINCT sample_id) FROM captions WHERE status = 'ok'"
-    ).to_pylist()
-    n_images = {r["selection"]: r["n"] for r in images}
-    head = "| selection | images | " + " | ".join(f"share {c}" for c in captioners) + " |"
-    lines = [head, "|" + "---|" * (2 + len(captioners))]
-    for sel, shares in sorted(by_sel.items()):
-        if sel == "all@100":
-            continue  # the same rows as the pool line
-        cells = " | ".join(f"{shares.get(c, 0.0):.3f}" for c in captioners)
-        lines.append(f"| {sel} | {n_images.get(sel, 0)} | {cells} |")
-    return "\n".join(lines)
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_merge(out[key], value) if both else value
+    return out
 
 
-def run(name: str, overrides: dict, work: Path) -> tuple[str, float, str, str]:
-    """Run the whole graph on `overrides`; (headline table, seconds, pool, composition)."""
+def run(overrides: dict, work: Path) -> dict:
+    """Run the whole graph through Dagster; the run's record (table, composition, timing)."""
     storage = {"root": str(work / "artifacts"), "lineage_db": str(work / "lineage.duckdb"),
                "work_dir": str(work / "scratch")}  # fmt: skip
     path = work / "config.yaml"
@@ -114,56 +101,48 @@ def run(name: str, overrides: dict, work: Path) -> tuple[str, float, str, str]:
     result = run_all(str(path), ["bench"], dg.DagsterInstance.ephemeral())
     seconds = time.perf_counter() - start
     if not result.success:
-        raise SystemExit(f"{name}: the pipeline failed")
+        raise SystemExit("the pipeline failed; see the log above")
     cfg = load_config(str(path))
     lineage = LineageStore(cfg.storage.lineage_db)
-    pool = lineage.query(
-        "SELECT count(DISTINCT sample_id) AS images, count(*) AS pairs FROM captions "
-        "WHERE status = 'ok'"
-    ).to_pylist()[0]
     table = summarize(current_results(cfg, lineage))
-    plan = cfg.finetune
-    described = (f"pool: {pool['images']} images, {pool['pairs']} candidate pairs; every "
-                 f"selection: {plan.steps} steps x batch {plan.batch_size}, seeds "
-                 f"{list(plan.seeds)}, model {plan.clip_model} from random init")  # fmt: skip
-    return markdown_table(table), seconds, described, composition(lineage)
+    return run_record(cfg, table, composition(lineage), seconds, describe())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("which", choices=["demo", "rsscn7"])
-    parser.add_argument("--steps", type=int, default=None, help="fine-tune steps (override)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--variant",
-        choices=sorted(VARIANTS),
-        default="global",
-        help="how selections are cut: global top-k%% (the paper), or a follow-up",
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument("which", choices=["demo", "rsscn7"])
+    parser.add_argument("--noise", type=float, nargs="+", default=[50.0], help="percent")
+    parser.add_argument("--ratios", type=float, nargs="+", default=None, help="percents kept")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=None, help="fine-tune steps (override)")
+    parser.add_argument("--mode", choices=sorted(MODES), default="global")
+    parser.add_argument("--tag", default="", help="suffix of the results JSON names")
+    parser.add_argument("--set", default="{}", help="JSON merged into the config (probes)")
+    parser.add_argument("--keep", default=None, help="work in this folder and keep it")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        if args.which == "demo":
-            overrides = {"preset": "demo", "finetune": {"seeds": args.seeds}} | VARIANTS[
-                args.variant
-            ]
-            if args.steps:
-                overrides["finetune"]["steps"] = args.steps
-            title = "(a) demo preset, evaluated on 140 held-out SynthRS tiles"
-        else:
-            if not (SHARED / "rsscn7").is_dir():
-                raise SystemExit(f"{SHARED / 'rsscn7'} is absent: this benchmark needs it")
-            overrides = rsscn7_config(work, args.steps or 150, args.seeds)
-            title = "(b) RSSCN7 half as the pool + real captions; zero-shot on the other half"
-            overrides |= VARIANTS[args.variant]
-        table, seconds, pool, kept = run(args.which, overrides, work)
-    body = "\n".join([f"### {title}", "", f"{describe()} {pool}. Whole graph: {seconds:.0f} s.",
-                      "", table, "", "What each selection kept:", "", kept])  # fmt: skip
-    print(body)
-    suffix = "" if args.variant == "global" else f"_{args.variant}"
-    if suffix:
-        body = body.replace("### ", f"### [{args.variant}] ", 1)
-    write_section(f"curation_{args.which}{suffix}", body)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    if args.which == "rsscn7" and not (SHARED / "rsscn7").is_dir():
+        raise SystemExit(f"{SHARED / 'rsscn7'} is absent: this benchmark needs it")
+    for noise in args.noise if args.which == "rsscn7" else [None]:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(args.keep) / f"noise{noise}" if args.keep else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            if args.which == "demo":
+                overrides = {"preset": "demo", "finetune": {"seeds": args.seeds}}
+                overrides |= MODES[args.mode]
+                name = f"demo_{args.mode}"
+            else:
+                ratios = args.ratios or [30.0]
+                overrides = rsscn7_config(work, noise, ratios, args.seeds, args.steps, args.mode)
+                name = f"rsscn7_noise{noise:g}_{args.mode}"
+            overrides = _deep_merge(overrides, json.loads(args.set))
+            record = run(overrides, work) | {"name": name, "noise": noise, "mode": args.mode}
+        out = RESULTS_DIR / f"{name}{args.tag}.json"
+        out.write_text(json.dumps(record, indent=1))
+        print(f"{name}: {record['seconds']:.0f} s -> {out}")
+        print(record["headline_md"])
 
 
 if __name__ == "__main__":

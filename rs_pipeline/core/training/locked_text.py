@@ -10,10 +10,23 @@ space trains. Zero-shot evaluation runs the full tower, so training and evaluati
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+
+_CACHE: dict[tuple[str, str], torch.Tensor] = {}  # (encoder, texts) -> features (U, H)
+_CACHE_SIZE = 4
+
+
+def _fingerprint(tower: torch.nn.Module) -> str:
+    """A digest of the frozen encoder's weights: cached features are reused only for them."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, p in sorted(tower.transformer.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 class LockedText:
@@ -32,14 +45,19 @@ class LockedText:
         unique = sorted(set(texts))
         self.index = {t: i for i, t in enumerate(unique)}
         tower.transformer.to(device).eval()  # no dropout in the features it is frozen at
-        parts = []
-        with torch.no_grad():
-            for i in range(0, len(unique), batch_size):
-                ids = tokenizer(unique[i : i + batch_size]).to(device)  # (b, T)
-                mask = (ids != tower.config.pad_token_id).long()
-                out = tower.transformer(input_ids=ids, attention_mask=mask)
-                parts.append(tower.pooler(out, mask).float())  # (b, H)
-        self.features = torch.cat(parts)  # (U, H), U unique texts
+        key = (_fingerprint(tower), hashlib.sha256("\x1f".join(unique).encode()).hexdigest())
+        if key not in _CACHE:  # seeds of one selection share the frozen features
+            parts = []
+            with torch.no_grad():
+                for i in range(0, len(unique), batch_size):
+                    ids = tokenizer(unique[i : i + batch_size]).to(device)  # (b, T)
+                    mask = (ids != tower.config.pad_token_id).long()
+                    out = tower.transformer(input_ids=ids, attention_mask=mask)
+                    parts.append(tower.pooler(out, mask).float())  # (b, H)
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = torch.cat(parts).cpu()  # (U, H), U unique texts
+        self.features = _CACHE[key].to(device)
 
     def encode(self, model: torch.nn.Module, texts: Sequence[str]) -> torch.Tensor:
         """Normalised joint-space embeddings (B, D) of `texts`, differentiable in `proj`."""

