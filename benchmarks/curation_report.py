@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.curation_tables import composition_markdown  # noqa: E402
 from benchmarks.machine import write_section  # noqa: E402
-from rs_pipeline.core.evaluation.paired import paired, paired_rows  # noqa: E402
+from rs_pipeline.core.evaluation.paired import oracle_share, paired, paired_rows  # noqa: E402
 from rs_pipeline.core.evaluation.summary import ReportTable  # noqa: E402
 
 RESULTS_DIR = Path(__file__).with_name("results") / "curation"
@@ -131,12 +131,13 @@ def headline_markdown(record: dict) -> str:
     """The headline run: the table, paired differences, oracle share, composition."""
     table = _table(record)
     column = table.primary_columns[0]
-    shares = record.get("oracle_share", {})
     lines = ["| selection | seeds | top-1 | vs all@100 | vs clipscore@same % | oracle share |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for p in paired_rows(table, column):
         row, cell = table.row(p.selection), table.row(p.selection).cell(column)
-        share = shares.get(p.selection)
+        share = (
+            None if row.scorer in ("oracle", "all") else oracle_share(table, column, p.selection)
+        )
         lines.append(
             f"| {p.selection} | {len(row.seeds)} | {cell.format()} "
             f"| {p.vs_all.format() if p.vs_all else '—'} "

@@ -109,7 +109,8 @@ def paired_rows(table: ReportTable, column: Column) -> list[PairedRow]:
 def oracle_share(
     table: ReportTable, column: Column, learned_selection: str, percent: float | None = None
 ) -> float | None:
-    """(learned − all) / (oracle − all) of the means; None without an oracle row or a gap."""
+    """(learned − all) / (oracle − all) of the means; None without an oracle row, or where
+    the oracle does not beat all@100 (a ratio of two losses is no share of a gain)."""
     learned = table.row(learned_selection)
     oracle = _same_percent(table, ORACLE, learned.percent if percent is None else percent)
     if oracle is None or ALL_SELECTION not in table.selections:
@@ -118,6 +119,6 @@ def oracle_share(
     if any(c is None for c in cells):
         return None
     got, ceiling, base = (c.mean for c in cells)  # type: ignore[union-attr]
-    if math.isclose(ceiling, base, rel_tol=0.0, abs_tol=1e-12):
+    if ceiling - base <= 1e-12:
         return None  # the oracle gains nothing over all@100: no headroom to take a share of
     return (got - base) / (ceiling - base)

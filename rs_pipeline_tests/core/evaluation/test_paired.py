@@ -151,3 +151,9 @@ def test_oracle_share_is_none_when_the_oracle_gains_nothing_over_all():
     data = summarize(results({"all@100": [0.5, 0.6], "oracle-1@30": [0.5, 0.6],
                               "clip-head-1@30": [0.55, 0.6]}))  # fmt: skip
     assert oracle_share(data, TOP1, "clip-head-1@30") is None
+
+
+def test_oracle_share_is_none_when_the_oracle_loses_to_all():
+    data = summarize(results({"all@100": [0.6, 0.7], "oracle-1@10": [0.5, 0.6],
+                              "clip-head-1@10": [0.4, 0.5]}))  # fmt: skip
+    assert oracle_share(data, TOP1, "clip-head-1@10") is None  # not a share of a gain
