@@ -167,6 +167,13 @@ def main() -> None:
                       "* beyond 2 SE)\n\n" + sweep_markdown(rows)
                       + "\n\n![accuracy vs ratio](plots/curation_accuracy_vs_ratio.png)\n"
                       "![gain vs noise](plots/curation_gain_vs_noise.png)")  # fmt: skip
+    base = load("rsscn7_noise50_global_base_synthrs")
+    if base:
+        write_section("curation_base", "### What a pretrained image tower changes: fine-tuning "
+                      "from a SynthRS-trained base (`benchmarks/clip_base.py`)\n\n"
+                      "The same selections as the headline (same scorer versions), fine-tuned "
+                      "from `finetune.clip_weights` instead of a random image tower.\n\n"
+                      + headline_markdown(base))  # fmt: skip
     modes = [(m, load(f"rsscn7_noise50_{m}")) for m in ("global", "per_image", "one_per_image")]
     if any(r for _, r in modes[1:]):
         body = ["### Selection modes at the headline setting", ""]
