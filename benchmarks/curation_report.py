@@ -75,8 +75,8 @@ def sweep_markdown(rows: list[dict]) -> str:
              "|---|---|" + "---|" * len(ratios)]  # fmt: skip
     for noise in noises:
         base = next(r for r in rows if r["noise"] == noise and r["scorer"] == "all")
-        lines.append(f"| {noise:g}% | all@100 | " + f"{base['mean']:.3f} ± {base['std']:.3f} | "
-                     + " | " * (len(ratios) - 1) + " |")  # fmt: skip
+        cells = [f"{base['mean']:.3f} ± {base['std']:.3f}"] + [""] * (len(ratios) - 1)
+        lines.append(f"| {noise:g}% | all@100 | " + " | ".join(cells) + " |")
         for scorer in SCORERS:
             cells = []
             for p in ratios:
