@@ -25,9 +25,10 @@ from rs_pipeline.core.artifacts import ArtifactStore  # noqa: E402
 from rs_pipeline.core.captions.stage import captions_dir, run_captions  # noqa: E402
 from rs_pipeline.core.config import config_from_dict  # noqa: E402
 from rs_pipeline.core.ingest.stage import run_ingest  # noqa: E402
+from rs_pipeline.core.layout import scores_dir  # noqa: E402
 from rs_pipeline.core.lineage import LineageStore  # noqa: E402
 from rs_pipeline.core.pairs.stage import pairs_dir, run_pairs  # noqa: E402
-from rs_pipeline.core.scoring.apply import run_pair_scores, scores_dir  # noqa: E402
+from rs_pipeline.core.scoring.apply import run_pair_scores  # noqa: E402
 from rs_pipeline.core.scoring.stage import run_score_model  # noqa: E402
 from rs_pipeline.core.scoring.versions import versions  # noqa: E402
 

@@ -18,10 +18,10 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock
 
-from rs_pipeline.core.evaluation.results import EVAL_SCHEMA
 from rs_pipeline.core.records import (
     CAPTION_SCHEMA,
     CHECKPOINT_SCHEMA,
+    EVAL_SCHEMA,
     PAIR_SCHEMA,
     QUARANTINE_SCHEMA,
     SAMPLE_SCHEMA,

@@ -240,6 +240,23 @@ CHECKPOINT_SCHEMA = pa.schema(
 )
 
 
+# One metric of one checkpoint on one benchmark (grain of `eval_results`).
+EVAL_SCHEMA = pa.schema(
+    [
+        ("selection", pa.string()),
+        ("scorer", pa.string()),
+        ("percent", pa.float64()),
+        ("seed", pa.int64()),
+        ("benchmark", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("n_images", pa.int64()),
+        ("excluded", pa.int64()),
+        ("checkpoint", pa.string()),
+    ]
+)
+
+
 def to_table(records: list, schema: pa.Schema) -> pa.Table:
     """Records (dataclasses) to an Arrow table of exactly `schema`."""
     names = schema.names

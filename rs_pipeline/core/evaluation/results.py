@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
+from rs_pipeline.core.records import EVAL_SCHEMA
+
 ALL_SELECTION = "all@100"  # the identity selection: every pair of the pool
 
 
@@ -27,22 +29,6 @@ class EvalResult:
     def row(self) -> dict:
         """As a plain mapping (Arrow/JSON)."""
         return asdict(self)
-
-
-EVAL_SCHEMA = pa.schema(
-    [
-        ("selection", pa.string()),
-        ("scorer", pa.string()),
-        ("percent", pa.float64()),
-        ("seed", pa.int64()),
-        ("benchmark", pa.string()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-        ("n_images", pa.int64()),
-        ("excluded", pa.int64()),
-        ("checkpoint", pa.string()),
-    ]
-)
 
 
 def parse_selection(name: str) -> tuple[str, str, float]:

@@ -15,18 +15,14 @@ from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
 from rs_pipeline.core.captions.stage import captions_dir
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
-from rs_pipeline.core.ingest.stage import batch_dir, check_batch_key
+from rs_pipeline.core.ingest.stage import batch_dir
+from rs_pipeline.core.layout import SCORES_ASSET, scores_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import SCORE_SCHEMA
 from rs_pipeline.core.scoring.infer import PairStream, PairText, score_pairs
 from rs_pipeline.core.scoring.stage import model_dir
 
-ASSET = "pair_scores"
-
-
-def scores_dir(version: str, batch: str) -> str:
-    """Folder of one (scorer_version, batch) partition under the artifact root."""
-    return f"{ASSET}/version={version}/batch={check_batch_key(batch)}"
+ASSET = SCORES_ASSET
 
 
 def load_scorer(folder: str | Path):

@@ -12,9 +12,9 @@ from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.captions.stage import captions_dir
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.ingest.stage import batch_dir
+from rs_pipeline.core.layout import scores_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import SELECTION_SCHEMA
-from rs_pipeline.core.scoring.apply import scores_dir
 from rs_pipeline.core.selection.topk import Churn, ScoredPair, churn, select_top, selection_name
 from rs_pipeline.core.selection.webdataset import write_shards
 
