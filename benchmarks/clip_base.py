@@ -1,6 +1,10 @@
 """A pretrained image tower at CPU scale: a CLIP base trained on imagery disjoint from any pool.
 
-    .venv/bin/python benchmarks/clip_base.py OUT.safetensors [--tiles 3000] [--steps 1500]
+    .venv/bin/python -m benchmarks.clip_base OUT.safetensors [--tiles 3000] [--steps 1500]
+    .venv/bin/python -m benchmarks.clip_base OUT.safetensors --quick   # 64 tiles, 5 steps
+
+Run from the repo root. The defaults take tens of minutes on 2 cores; --quick proves the
+path runs and its weights are good for nothing.
 
 The only pretrained weights offline are a text encoder (MiniLM). This builds the missing image
 side the way a team without a RS CLIP would: contrastive training of `rs-resnet-minilm-64` (the
@@ -14,20 +18,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
-from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rs_pipeline.core.captions.base import SampleView  # noqa: E402
-from rs_pipeline.core.captions.templates import TemplateCaptioner  # noqa: E402
-from rs_pipeline.core.models.clip import build_clip, save_clip_weights  # noqa: E402
-from rs_pipeline.core.records import sample_id_of  # noqa: E402
-from rs_pipeline.core.sources.synthrs import SynthRSSource, TileAnnotation  # noqa: E402
-from rs_pipeline.core.training.contrastive import ContrastivePlan, train_contrastive  # noqa: E402
+from rs_pipeline.core.captions.base import SampleView
+from rs_pipeline.core.captions.templates import TemplateCaptioner
+from rs_pipeline.core.models.clip import build_clip, save_clip_weights
+from rs_pipeline.core.records import sample_id_of
+from rs_pipeline.core.sources.synthrs import SynthRSSource, TileAnnotation
+from rs_pipeline.core.training.contrastive import ContrastivePlan, train_contrastive
 
 
 def synthrs_pairs(tiles: int, seed: int) -> list[tuple[Image.Image, str]]:
@@ -45,10 +45,13 @@ def synthrs_pairs(tiles: int, seed: int) -> list[tuple[Image.Image, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out")
-    parser.add_argument("--tiles", type=int, default=3000)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--tiles", type=int, default=None, help="SynthRS tiles (default 3000)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default 1500)")
     parser.add_argument("--seed", type=int, default=20_261_201)  # never a pool or eval seed
+    parser.add_argument("--quick", action="store_true", help="smoke sizes: 64 tiles, 5 steps")
     args = parser.parse_args()
+    args.tiles = args.tiles or (64 if args.quick else 3000)
+    args.steps = args.steps or (5 if args.quick else 1500)
     start = time.perf_counter()
     pairs = synthrs_pairs(args.tiles, args.seed)
     model, preprocess, _, tokenizer = build_clip("rs-resnet-minilm-64", args.seed)

@@ -1,25 +1,27 @@
 """Tables and plots of the curation runs kept under benchmarks/results/curation/.
 
-    .venv/bin/python benchmarks/curation_report.py     # rewrites RESULTS.md sections + PNGs
+    .venv/bin/python -m benchmarks.curation_report    # rewrites RESULTS.md sections + PNGs
+    .venv/bin/python -m benchmarks.curation_report --out DIR   # DIR/RESULTS.md + DIR/plots/
 
-Reads only the JSON records `benchmarks/curation.py` wrote; never re-runs anything.
+Run from the repo root. Reads only the JSON records `benchmarks/curation.py` wrote (seconds;
+never re-runs anything). There is nothing to shrink: --quick only writes nowhere (a check that
+it still runs) unless --out is given.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.curation_tables import composition_markdown  # noqa: E402
-from benchmarks.machine import write_section  # noqa: E402
+from benchmarks.machine import add_output_options, results_file, write_section  # noqa: E402
 from rs_pipeline.core.evaluation.paired import oracle_share, paired, paired_rows  # noqa: E402
 from rs_pipeline.core.evaluation.summary import ReportTable  # noqa: E402
 
@@ -153,34 +155,44 @@ def headline_markdown(record: dict) -> str:
 
 
 def main() -> None:
-    PLOTS.mkdir(exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_output_options(parser, "the same report, written nowhere")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = args.out / "plots" if args.out else Path(tmp) if args.quick else PLOTS
+        report(results_file(args), plots)
+
+
+def report(results: Path | None, plots: Path) -> None:
+    """Rewrite the curation sections of `results` (None: nowhere) and the PNGs in `plots`."""
+    plots.mkdir(parents=True, exist_ok=True)
     headline = load("rsscn7_noise50_global")
     if headline:
         write_section("curation_headline", "### Headline: `curation` preset on RSSCN7, 50% "
-                      "injected errors\n\n" + headline_markdown(headline))  # fmt: skip
+                      "injected errors\n\n" + headline_markdown(headline), results)  # fmt: skip
     rows = sweep_rows([0, 25, 50, 75])
     if rows:
-        plot_sweep(rows, 50.0, PLOTS / "curation_accuracy_vs_ratio.png")
-        plot_gain(rows, 30.0, PLOTS / "curation_gain_vs_noise.png")
+        plot_sweep(rows, 50.0, plots / "curation_accuracy_vs_ratio.png")
+        plot_gain(rows, 30.0, plots / "curation_gain_vs_noise.png")
         write_section("curation_sweep", "### Sweep: injected errors x percent kept\n\n"
                       "top-1 mean (paired difference to all@100 at that noise, mean ± SE, "
                       "* beyond 2 SE)\n\n" + sweep_markdown(rows)
                       + "\n\n![accuracy vs ratio](plots/curation_accuracy_vs_ratio.png)\n"
-                      "![gain vs noise](plots/curation_gain_vs_noise.png)")  # fmt: skip
+                      "![gain vs noise](plots/curation_gain_vs_noise.png)", results)  # fmt: skip
     base = load("rsscn7_noise50_global_base_synthrs")
     if base:
         write_section("curation_base", "### What a pretrained image tower changes: fine-tuning "
-                      "from a SynthRS-trained base (`benchmarks/clip_base.py`)\n\n"
+                      "from a SynthRS-trained base (`python -m benchmarks.clip_base`)\n\n"
                       "The same selections as the headline (same scorer versions), fine-tuned "
                       "from `finetune.clip_weights` instead of a random image tower.\n\n"
-                      + headline_markdown(base))  # fmt: skip
+                      + headline_markdown(base), results)  # fmt: skip
     modes = [(m, load(f"rsscn7_noise50_{m}")) for m in ("global", "per_image", "one_per_image")]
     if any(r for _, r in modes[1:]):
         body = ["### Selection modes at the headline setting", ""]
         for mode, record in modes:
             if record:
                 body += [f"**{mode}**", "", headline_markdown(record), ""]
-        write_section("curation_modes", "\n".join(body))
+        write_section("curation_modes", "\n".join(body), results)
 
 
 if __name__ == "__main__":

@@ -1,32 +1,39 @@
 """The ScoreRS data engine, measured: candidates, degradations, pairs and judge agreement.
 
-    .venv/bin/python benchmarks/data_engine.py
+    .venv/bin/python -m benchmarks.data_engine              # from the repo root
+    .venv/bin/python -m benchmarks.data_engine --quick [--out DIR]   # (a) at 1/10 size
 
 (a) SynthRS on the demo preset: candidates per captioner and per degradation type, pairs by
 kind, and each non-oracle judge's pairwise agreement with the ground-truth oracle.
 (b) The real RSSCN7 images with the real caption corpus (../shared/data): candidates per class
-and the label-consistency judge's pair counts. Results go to benchmarks/RESULTS.md.
+and the label-consistency judge's pair counts. Results go to benchmarks/RESULTS.md (under
+--out DIR instead; nowhere for --quick alone). --quick shrinks (a)'s sources tenfold; (b)
+takes seconds as it is.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.machine import describe, write_section  # noqa: E402
-from rs_pipeline.core.artifacts import ArtifactStore  # noqa: E402
-from rs_pipeline.core.captions.stage import captions_dir, run_captions  # noqa: E402
-from rs_pipeline.core.config import config_from_dict  # noqa: E402
-from rs_pipeline.core.ingest.stage import run_ingest  # noqa: E402
-from rs_pipeline.core.lineage import LineageStore  # noqa: E402
-from rs_pipeline.core.pairs.stage import pairs_dir, run_pairs  # noqa: E402
+from benchmarks.machine import add_output_options, describe, results_file, write_section
+from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.captions.stage import run_captions
+from rs_pipeline.core.config import config_from_dict
+from rs_pipeline.core.ingest.stage import run_ingest
+from rs_pipeline.core.layout import captions_dir, pairs_dir
+from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.pairs.stage import run_pairs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# --quick: the demo preset's sources at a tenth of their size.
+QUICK_SOURCES = [
+    {"kind": "synthrs", "name": "synthrs", "count": 60, "size": 64, "seed": 0},
+    {"kind": "sentinel2", "name": "sentinel2", "chip_size": 64, "max_chips": 20},
+]
 
 
 def run_all(overrides: dict, work: Path):
@@ -64,8 +71,9 @@ def faithful_wins(store) -> list[tuple[str, str]]:
     return out + [("all", f"{sum(wins.values())}/{sum(total.values())}")]
 
 
-def synthrs_section(work: Path) -> list[str]:
-    store, (ing, cap, pairs), secs = run_all({"preset": "demo"}, work)
+def synthrs_section(work: Path, quick: bool = False) -> list[str]:
+    overrides = {"preset": "demo"} | ({"sources": QUICK_SOURCES} if quick else {})
+    store, (ing, cap, pairs), secs = run_all(overrides, work)
     agreement = [(k, "n/a" if v is None else f"{v:.3f}") for k, v in
                  pairs.agreement_with_oracle.items()]  # fmt: skip
     return [
@@ -135,12 +143,22 @@ def rsscn7_section(work: Path) -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_output_options(parser, "the demo preset's sources at 1/10 size")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lines = synthrs_section(Path(tmp) / "a") + [""] + rsscn7_section(Path(tmp) / "b")
+        lines = synthrs_section(Path(tmp) / "a", args.quick) + [""]
+        lines += rsscn7_section(Path(tmp) / "b")
     body = "\n".join(
-        ["## Data engine (`benchmarks/data_engine.py`)", "", f"Machine: {describe()}.", "", *lines]
+        [
+            "## Data engine (`python -m benchmarks.data_engine`)",
+            "",
+            f"Machine: {describe()}.",
+            "",
+            *lines,
+        ]
     )
-    write_section("data_engine", body)
+    write_section("data_engine", body, results_file(args))
     print(body)
 
 

@@ -1,10 +1,12 @@
 """Ingest throughput: `run_ingest` against a plain read-and-hash loop over the same files.
 
-    .venv/bin/python benchmarks/ingest.py [--synthrs 2000] [--repeats 3]
+    .venv/bin/python -m benchmarks.ingest [--synthrs 2000] [--repeats 3]   # from the repo root
+    .venv/bin/python -m benchmarks.ingest --quick [--out DIR]   # 200 tiles, 1 repeat: a smoke
 
 The baseline only reads each file and hashes it (the least any ingest must do); the pipeline
 also decodes, normalises, re-encodes, writes Parquet and the lineage rows. Their ratio is the
-cost of doing the job properly. Results go to benchmarks/RESULTS.md.
+cost of doing the job properly. Results go to benchmarks/RESULTS.md (under --out DIR instead;
+nowhere for --quick alone).
 """
 
 from __future__ import annotations
@@ -12,19 +14,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.machine import describe, write_section  # noqa: E402
-from rs_pipeline.core.artifacts import ArtifactStore  # noqa: E402
-from rs_pipeline.core.config import config_from_dict  # noqa: E402
-from rs_pipeline.core.ingest.stage import run_ingest  # noqa: E402
-from rs_pipeline.core.lineage import LineageStore  # noqa: E402
-from rs_pipeline.core.sources.synthrs import SynthRSSource  # noqa: E402
+from benchmarks.machine import add_output_options, describe, results_file, write_section
+from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.config import config_from_dict
+from rs_pipeline.core.ingest.stage import run_ingest
+from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.sources.synthrs import SynthRSSource
 
 RSSCN7 = Path(__file__).resolve().parents[2] / "shared" / "data" / "rsscn7"
 
@@ -81,9 +80,12 @@ def measure(name: str, folder: Path, work: Path, repeats: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--synthrs", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--synthrs", type=int, default=None, help="tiles (default 2000)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs of each (default 3)")
+    add_output_options(parser, "200 SynthRS tiles, 1 repeat")
     args = parser.parse_args()
+    args.synthrs = args.synthrs or (200 if args.quick else 2000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -98,7 +100,7 @@ def main() -> None:
             notes.append(msg)
     body = "\n".join(
         [
-            "## Ingest throughput (`benchmarks/ingest.py`)",
+            "## Ingest throughput (`python -m benchmarks.ingest`)",
             "",
             f"Machine: {describe()}. Median of {args.repeats} alternating runs.",
             "Baseline: a plain loop that reads and sha256-hashes the same files. Pipeline:",
@@ -114,7 +116,7 @@ def main() -> None:
             *notes,
         ]
     )
-    write_section("ingest", body)
+    write_section("ingest", body, results_file(args))
     print(body)
 
 

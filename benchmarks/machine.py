@@ -1,7 +1,13 @@
-"""A one-line description of the machine a benchmark ran on, and RESULTS.md section upkeep."""
+"""A one-line description of the machine a benchmark ran on, and RESULTS.md section upkeep.
+
+Every benchmark takes `--quick` (smoke sizes, to prove it still runs; never a measurement) and
+`--out DIR` (write its RESULTS.md sections, plots and JSON under DIR). Only a run without
+either writes benchmarks/RESULTS.md; `--quick` alone writes nothing, it prints.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -27,13 +33,37 @@ def describe() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section between this benchmark's markers in RESULTS.md."""
+def add_output_options(parser: argparse.ArgumentParser, quick: str) -> None:
+    """`--quick` (smoke sizes: `quick` says which) and `--out DIR` (where results go)."""
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke sizes ({quick}): proves it runs, measures nothing; "
+                        "writes nothing unless --out is given")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="write RESULTS.md sections (and plots, JSON) under DIR, "
+                        "not under benchmarks/")  # fmt: skip
+
+
+def results_file(args: argparse.Namespace) -> Path | None:
+    """DIR/RESULTS.md under --out; None (print only) for --quick alone; else RESULTS.md."""
+    if args.out is not None:
+        return Path(args.out) / "RESULTS.md"
+    return None if args.quick else RESULTS
+
+
+def write_section(name: str, body: str, results: Path | None = RESULTS) -> None:
+    """Replace (or append) the section between this benchmark's markers in `results`.
+
+    `results=None` (a quick run without --out) writes nothing.
+    """
+    if results is None:
+        print(f"[{name}: quick run, no RESULTS.md written; --out DIR keeps it]")
+        return
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    text = results.read_text() if results.exists() else "# Benchmark results\n"
     if start in text:
         text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
+    results.write_text(text)

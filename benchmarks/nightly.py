@@ -1,36 +1,35 @@
 """Nightly re-curation cost: one new batch against a full recompute of the same assets.
 
-    .venv/bin/python benchmarks/nightly.py [--history 4]
+    .venv/bin/python -m benchmarks.nightly [--history 4]       # from the repo root
+    .venv/bin/python -m benchmarks.nightly --quick [--out DIR]   # 1 historic batch: a smoke
 
 Materializes `--history` batches and the current scorer on the tiny preset, then times (a) the
 nightly path for one new batch (the runs the nightly sensor and the automation conditions
 launch: ingest + captions + pairs of the batch, pair_scores[(current, batch)], curated_subsets
 [current]) and (b) the same assets recomputed over all batches (multi-partition backfill runs).
 Both run in process through Dagster, so run start-up (seconds per run under the daemon) is not
-counted. Results go to benchmarks/RESULTS.md.
+counted. Results go to benchmarks/RESULTS.md (under --out DIR instead; nowhere for --quick
+alone).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import dagster as dg
 
-import dagster as dg  # noqa: E402
-
-from benchmarks.machine import describe, write_section  # noqa: E402
-from rs_pipeline.core.config import load_config  # noqa: E402
-from rs_pipeline.core.scoring.versions import current_version  # noqa: E402
-from rs_pipeline.definitions import BATCH_ASSETS  # noqa: E402
-from rs_pipeline.defs.resources import build_resources  # noqa: E402
-from rs_pipeline.defs.scoring.assets import pair_scores, score_model  # noqa: E402
-from rs_pipeline.defs.selection.assets import curated_subsets  # noqa: E402
-from rs_pipeline_tests.factories import write_config  # noqa: E402
+from benchmarks.machine import add_output_options, describe, results_file, write_section
+from rs_pipeline.core.config import load_config
+from rs_pipeline.core.scoring.versions import current_version
+from rs_pipeline.definitions import BATCH_ASSETS
+from rs_pipeline.defs.resources import build_resources
+from rs_pipeline.defs.scoring.assets import pair_scores, score_model
+from rs_pipeline.defs.selection.assets import curated_subsets
+from rs_pipeline_tests.factories import write_config
 
 
 def _range(start: str, end: str) -> dict[str, str]:
@@ -74,8 +73,11 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history", type=int, default=4, help="batches before the new one")
+    parser.add_argument("--history", type=int, default=None,
+                        help="batches before the new one (default 4)")  # fmt: skip
+    add_output_options(parser, "1 historic batch")
     args = parser.parse_args()
+    args.history = args.history or (1 if args.quick else 4)
     warnings.simplefilter("ignore")
     history = [f"2026-11-{d:02d}" for d in range(1, args.history + 1)]
     new = f"2026-11-{args.history + 1:02d}"
@@ -98,7 +100,7 @@ def main() -> None:
     print(f"nightly / full = {ratio:.2f}")
     body = "\n".join(
         [
-            "## Nightly re-curation vs full recompute (`benchmarks/nightly.py`)",
+            "## Nightly re-curation vs full recompute (`python -m benchmarks.nightly`)",
             "",
             f"Machine: {describe()}. Tiny preset (32 inputs per batch), {len(history)} historic",
             "batches plus one new one; in-process Dagster runs (run start-up not counted).",
@@ -114,7 +116,7 @@ def main() -> None:
             f"grows linearly; only the {len(history)} + 1 point was measured in this run.",
         ]
     )
-    write_section("nightly", body)
+    write_section("nightly", body, results_file(args))
     print(body)
 
 

@@ -1,10 +1,13 @@
 """Score models, measured: quality against ground truth, throughput, and memory.
 
-    .venv/bin/python benchmarks/scorers.py quality      # demo preset, every scorer
-    .venv/bin/python benchmarks/scorers.py throughput   # pair_scores vs a plain open_clip loop
-    .venv/bin/python benchmarks/scorers.py memory       # peak RSS scoring 10k vs 100k pairs
+    .venv/bin/python -m benchmarks.scorers quality      # demo preset, every scorer
+    .venv/bin/python -m benchmarks.scorers throughput   # pair_scores vs a plain open_clip loop
+    .venv/bin/python -m benchmarks.scorers memory       # peak RSS scoring 10k vs 100k pairs
+    .venv/bin/python -m benchmarks.scorers memory --quick [--out DIR]   # any of them, a smoke
 
-Results go to benchmarks/RESULTS.md.
+Run from the repo root. Results go to benchmarks/RESULTS.md (under --out DIR instead; nowhere
+for --quick alone). --quick: the demo sources at 1/10 size and a handful of training steps
+(quality), one repeat (throughput), 400 vs 2,000 pairs (memory).
 """
 
 from __future__ import annotations
@@ -18,30 +21,43 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.machine import describe, write_section  # noqa: E402
-from rs_pipeline.core.artifacts import ArtifactStore  # noqa: E402
-from rs_pipeline.core.captions.stage import captions_dir, run_captions  # noqa: E402
-from rs_pipeline.core.config import config_from_dict  # noqa: E402
-from rs_pipeline.core.ingest.stage import run_ingest  # noqa: E402
-from rs_pipeline.core.layout import scores_dir  # noqa: E402
-from rs_pipeline.core.lineage import LineageStore  # noqa: E402
-from rs_pipeline.core.pairs.stage import pairs_dir, run_pairs  # noqa: E402
-from rs_pipeline.core.scoring.apply import run_pair_scores  # noqa: E402
-from rs_pipeline.core.scoring.stage import run_score_model  # noqa: E402
-from rs_pipeline.core.scoring.versions import versions  # noqa: E402
+from benchmarks.data_engine import QUICK_SOURCES
+from benchmarks.machine import add_output_options, describe, results_file, write_section
+from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.captions.stage import run_captions
+from rs_pipeline.core.config import config_from_dict
+from rs_pipeline.core.ingest.stage import run_ingest
+from rs_pipeline.core.layout import captions_dir, pairs_dir, scores_dir
+from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.pairs.stage import run_pairs
+from rs_pipeline.core.scoring.apply import run_pair_scores
+from rs_pipeline.core.scoring.stage import run_score_model
+from rs_pipeline.core.scoring.versions import versions
 
 TINY_QWEN = {"name": "qwen2vl-reward-tiny", "backend": "qwen2vl_reward", "batch_size": 16,
              "stages": [{"stage": "head", "lr": 1e-3, "steps": 150, "warmup_steps": 10},
                         {"stage": "vision", "lr": 1e-4, "steps": 60, "warmup_steps": 5},
                         {"stage": "text", "lr": 1e-4, "steps": 60, "warmup_steps": 5}]}  # fmt: skip
+# --quick: a handful of steps for every trained scorer (fewer than the tiny preset's).
+QUICK_STAGES = [{"stage": "head", "lr": 1e-3, "steps": 10, "warmup_steps": 2},
+                {"stage": "vision", "lr": 1e-4, "steps": 5},
+                {"stage": "text", "lr": 1e-4, "steps": 5}]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def demo_engine(work: Path, scorers: list[dict] | None = None):
+def shrink(spec: dict) -> dict:
+    """--quick: the same scorer with a handful of steps (baselines unchanged)."""
+    if spec["backend"] in ("random", "oracle"):
+        return spec
+    return spec | {"warm_start_steps": 5, "eval_every": 10, "stages": QUICK_STAGES}
+
+
+def demo_engine(work: Path, scorers: list[dict] | None = None, quick: bool = False):
     """Ingest, caption and pair one demo batch; returns (cfg, store, lineage)."""
     overrides = {"preset": "demo", "storage": {"root": str(work / "a"),
                  "lineage_db": str(work / "l.duckdb"), "work_dir": str(work / "w")}}  # fmt: skip
+    if quick:
+        overrides["sources"] = QUICK_SOURCES
     if scorers:
         overrides["scoring"] = {"scorers": scorers}
     cfg = config_from_dict(overrides)
@@ -86,12 +102,14 @@ def quality_row(version, rep, store, val_images: set[str], truth: dict[str, floa
             f"{precision:.3f} |"), len(held), sum(q >= 0.5 for q in ys) / len(ys)  # fmt: skip
 
 
-def quality() -> None:
+def quality(quick: bool, results: Path | None) -> None:
     specs = [{"name": "clip-head", "backend": "clip_head"},
              {"name": "clipscore", "backend": "clipscore"},
              {"name": "random", "backend": "random"}, TINY_QWEN]  # fmt: skip
+    if quick:
+        specs = [shrink(s) for s in specs]
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, store, lineage = demo_engine(Path(tmp), specs)
+        cfg, store, lineage = demo_engine(Path(tmp), specs, quick)
         pairs = store.read_table(pairs_dir("bench"), "pairs.parquet").to_pylist()
         val_images = {p["sample_id"] for p in pairs if p["split"] == "val"}
         caps = store.read_table(captions_dir("bench"), "captions.parquet").to_pylist()
@@ -106,7 +124,7 @@ def quality() -> None:
             rows.append(row)
             print(row, flush=True)
     body = [
-        "## Score models (`benchmarks/scorers.py quality`)", "",
+        "## Score models (`python -m benchmarks.scorers quality`)", "",
         f"Machine: {describe()}. Demo preset, one batch; {rep.train_pairs} training and "
         f"{rep.val_pairs} held-out pairs (split by image). Spearman and precision use the "
         f"{n_held} candidates of held-out images whose true quality is known; a caption is "
@@ -116,24 +134,24 @@ def quality() -> None:
         "|---|---|---|---|---|", *rows, "",
         f"Time to train/register: {'; '.join(timings)}.",
     ]  # fmt: skip
-    write_section("scorers_quality", "\n".join(body))
+    write_section("scorers_quality", "\n".join(body), results)
 
 
-def throughput() -> None:
+def throughput(quick: bool, results: Path | None) -> None:
     import torch
 
-    from rs_pipeline.core.ingest.stage import batch_dir
+    from rs_pipeline.core.layout import images_dir
     from rs_pipeline.core.scoring.apply import _texts
     from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
     from rs_pipeline.core.scoring.infer import PairStream, score_pairs
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, store, _ = demo_engine(Path(tmp))
+        cfg, store, _ = demo_engine(Path(tmp), quick=quick)
         texts = _texts(store, "bench")
-        images_path = store.path(batch_dir("bench"), "images.parquet")
+        images_path = store.path(images_dir("bench"), "images.parquet")
         scorer = ClipHeadScorer(seed=0).eval()
         runs = {"pipeline": [], "plain": []}
-        for _ in range(3):
+        for _ in range(1 if quick else 3):
             start, n = time.perf_counter(), 0
             for refs, _ in score_pairs(scorer, PairStream(store.fs, images_path, texts), 64):
                 n += len(refs)
@@ -144,7 +162,7 @@ def throughput() -> None:
             assert n == m
     pipe, plain = statistics.median(runs["pipeline"]), statistics.median(runs["plain"])
     body = [
-        "## pair_scores throughput (`benchmarks/scorers.py throughput`)", "",
+        "## pair_scores throughput (`python -m benchmarks.scorers throughput`)", "",
         f"Machine: {describe()}, torch threads {torch.get_num_threads()}. {n} pairs of the demo "
         "batch, clip_head scorer (default tiny CLIP), batch 64, median of 3 alternating runs.",
         "Plain loop: decode each image, open_clip preprocess + tokenize, `encode_image` / "
@@ -154,7 +172,7 @@ def throughput() -> None:
         f"| `score_pairs` (PairStream + DataLoader + head) | {pipe:,.0f} |",
         f"| overhead ratio (plain / pipeline) | {plain / pipe:.2f}x |",
     ]  # fmt: skip
-    write_section("scorers_throughput", "\n".join(body))
+    write_section("scorers_throughput", "\n".join(body), results)
     print("\n".join(body))
 
 
@@ -191,25 +209,25 @@ def _encode(scorer, imgs, txts) -> int:
     return len(imgs)
 
 
-def memory() -> None:
+def memory(quick: bool, results: Path | None) -> None:
     rows = []
-    for n_images in (500, 5000):
+    for n_images in (20, 100) if quick else (500, 5000):
         with tempfile.TemporaryDirectory() as tmp:
-            run = [sys.executable, __file__]
-            subprocess.run([*run, "_memory_write", str(n_images), tmp], check=True)
+            run = [sys.executable, "-m", "benchmarks.scorers"]
+            subprocess.run([*run, "_memory_write", str(n_images), tmp], check=True, cwd=ROOT)
             out = subprocess.run([*run, "_memory_score", "0", tmp], capture_output=True,
-                                 text=True, check=True)  # fmt: skip
+                                 text=True, check=True, cwd=ROOT)  # fmt: skip
         rows.append(out.stdout.strip().splitlines()[-1])
         print(rows[-1], flush=True)
     body = [
-        "## pair_scores memory (`benchmarks/scorers.py memory`)", "",
+        "## pair_scores memory (`python -m benchmarks.scorers memory`)", "",
         f"Machine: {describe()}. A synthetic batch of SynthRS tiles x 20 candidate texts, "
         "scored by `run_pair_scores` with the clip_head scorer (Parquet out, lineage rows in), "
         "in a fresh process. Growth = peak RSS minus the RSS after building the same model.", "",
         "| pairs | seconds | pairs/s | peak RSS MiB | growth while scoring MiB |",
         "|---|---|---|---|---|", *rows,
     ]  # fmt: skip
-    write_section("scorers_memory", "\n".join(body))
+    write_section("scorers_memory", "\n".join(body), results)
 
 
 def _memory_config(tmp: str):
@@ -266,4 +284,7 @@ if __name__ == "__main__":
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["quality", "throughput", "memory"])
-    {"quality": quality, "throughput": throughput, "memory": memory}[parser.parse_args().what]()
+    add_output_options(parser, "1/10 of the demo sources, a few steps, 1 repeat, 400-2,000 pairs")
+    args = parser.parse_args()
+    run = {"quality": quality, "throughput": throughput, "memory": memory}[args.what]
+    run(args.quick, results_file(args))

@@ -41,11 +41,11 @@ def _report_summary(root: str) -> str:
 
     from rs_pipeline.core.artifacts import ArtifactStore
     from rs_pipeline.core.evaluation.report import markdown_table, paired_markdown
-    from rs_pipeline.core.evaluation.stage import ASSET
     from rs_pipeline.core.evaluation.summary import ReportTable
+    from rs_pipeline.core.layout import REPORT_ASSET
 
     store = ArtifactStore(root)
-    doc = json.loads(store.fs.cat_file(store.path(ASSET, "report.json")))
+    doc = json.loads(store.fs.cat_file(store.path(REPORT_ASSET, "report.json")))
     table = ReportTable.from_dict(doc["table"])
     files = "\n".join(f"  {kind}: {url}" for kind, url in doc["files"].items())
     seeds = ", ".join(str(s) for s in doc["seeds"])

@@ -11,26 +11,12 @@ import dagster as dg
 
 from rs_pipeline.core.config import load_config
 from rs_pipeline.defs.automation.conditions import automate, automation_sensor
-from rs_pipeline.defs.automation.schedules import nightly_sensor
-from rs_pipeline.defs.automation.sensors import registry_sensor
-from rs_pipeline.defs.captions.assets import caption_candidates, preference_pairs
-from rs_pipeline.defs.evaluation.assets import evaluation_report
-from rs_pipeline.defs.finetune.assets import clip_checkpoints
+from rs_pipeline.defs.automation.sensors import nightly_sensor, registry_sensor
 from rs_pipeline.defs.gpu import step_executor
-from rs_pipeline.defs.ingest.assets import rs_images
+from rs_pipeline.defs.graph import ASSETS, BATCH_ASSETS
 from rs_pipeline.defs.resources import build_resources
-from rs_pipeline.defs.scoring.assets import pair_scores, score_model
-from rs_pipeline.defs.selection.assets import curated_subsets
 
-BATCH_ASSETS = [rs_images, caption_candidates, preference_pairs]
-ASSETS = [
-    *BATCH_ASSETS,
-    score_model,
-    pair_scores,
-    curated_subsets,
-    clip_checkpoints,
-    evaluation_report,
-]
+__all__ = ["ASSETS", "BATCH_ASSETS", "build_definitions", "defs"]
 
 
 def build_definitions(config: str | None = None) -> dg.Definitions:

@@ -1,24 +1,26 @@
-"""Launch materializations from Python (the CLI's `demo`), on the local Dagster instance."""
+"""Launch materializations from Python (the CLI's `run` and `demo`), on the local Dagster instance.
+
+The order is the asset graph's own, not restated here: its assets upstream first, cut into
+phases by the partition dimension a launch loops over (`PHASES`): each batch's assets (one run
+per batch), then per scorer version its model, its scores of every batch and its subsets, then
+each selection's fine-tune, then the unpartitioned report.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import dagster as dg
 
 from rs_pipeline.core.config import PipelineConfig, load_config
-from rs_pipeline.core.evaluation.results import ALL_SELECTION
-from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.names import ALL_SELECTION, check_batch_key, selection_name
 from rs_pipeline.core.scoring.versions import versions
-from rs_pipeline.core.selection.topk import selection_name
-from rs_pipeline.definitions import BATCH_ASSETS
-from rs_pipeline.defs.evaluation.assets import evaluation_report
-from rs_pipeline.defs.finetune.assets import clip_checkpoints
-from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions
+from rs_pipeline.defs.graph import ASSETS, BATCH_ASSETS, toposorted
+from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions, selection_partitions
 from rs_pipeline.defs.resources import build_resources
-from rs_pipeline.defs.scoring.assets import pair_scores, score_model
-from rs_pipeline.defs.selection.assets import curated_subsets
 
 
 @dataclass
@@ -46,26 +48,47 @@ class LaunchResult:
         return "\n".join(lines)
 
 
+def _dimensions(parts: dg.PartitionsDefinition | None) -> list[str]:
+    """The partition dimensions of an asset: none, one (a dynamic set's name) or several."""
+    if parts is None:
+        return []
+    if isinstance(parts, dg.MultiPartitionsDefinition):
+        return list(parts.partition_dimension_names)
+    if isinstance(parts, dg.DynamicPartitionsDefinition):
+        return [parts.name]
+    raise TypeError(f"launch loops over dynamic partitions only, not {parts!r}")
+
+
+def phases(assets: Sequence[dg.AssetsDefinition]) -> dict[str | None, list[dg.AssetsDefinition]]:
+    """`assets` upstream first, by the partition dimension a launch loops over (None: none).
+
+    An asset on one dimension (or on none) belongs to that dimension's phase; one on several
+    (pair_scores: scorer_version x batch) joins the phase of the asset before it, which must be
+    one of them. Each phase is one stretch of the order, so the dict's order is the launch order.
+    """
+    out: dict[str | None, list[dg.AssetsDefinition]] = {}
+    current: str | None = None
+    for asset in toposorted(assets):
+        dims, name = _dimensions(asset.partitions_def), asset.key.to_user_string()
+        if len(dims) > 1 and current not in dims:
+            raise ValueError(f"{name} is partitioned by {dims}: it cannot follow {current!r}")
+        phase = current if len(dims) > 1 else next(iter(dims), None)
+        if phase in out and phase != current:
+            raise ValueError(f"{name} comes back to the {phase!r} phase after {current!r}")
+        out.setdefault(phase, []).append(asset)
+        current = phase
+    return out
+
+
+PHASES = phases(ASSETS)
+
+
 def _instance() -> dg.DagsterInstance:
     # With DAGSTER_HOME set (the Makefile sets it) runs land where `dagster dev` sees them.
     return (
         dg.DagsterInstance.get()
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
-    )
-
-
-def materialize_batch(config: str, batch: str, instance: dg.DagsterInstance | None = None):
-    """Register `batch` and materialize every batch-partitioned asset for it."""
-    check_batch_key(batch)
-    cfg = load_config(config)
-    instance = instance or _instance()
-    instance.add_dynamic_partitions(batch_partitions.name, [batch])
-    result = dg.materialize(
-        BATCH_ASSETS, partition_key=batch, resources=build_resources(config), instance=instance
-    )
-    return LaunchResult(
-        result.success, batch, cfg.storage.root, cfg.storage.lineage_db, _metadata(result)
     )
 
 
@@ -79,34 +102,71 @@ def _metadata(result, suffix: str = "") -> dict[str, dict]:
     return out
 
 
+@dataclass
+class _Runs:
+    """`dg.materialize` calls on one instance with one set of resources, and what they gave."""
+
+    resources: dict
+    instance: dg.DagsterInstance
+    success: bool = True
+    metadata: dict[str, dict] = field(default_factory=dict)
+
+    def materialize(
+        self, assets: Sequence[dg.AssetsDefinition], *, partition_key=None, suffix: str = ""
+    ) -> None:
+        done = dg.materialize(
+            assets, partition_key=partition_key, resources=self.resources, instance=self.instance
+        )
+        self.success &= done.success
+        self.metadata |= _metadata(done, suffix)
+
+    def result(self, cfg: PipelineConfig, *, batch: str) -> LaunchResult:
+        return LaunchResult(
+            success=self.success,
+            batch=batch,
+            artifact_root=cfg.storage.root,
+            lineage_db=cfg.storage.lineage_db,
+            metadata=self.metadata,
+        )
+
+
+def materialize_batch(
+    config: str, batch: str, instance: dg.DagsterInstance | None = None
+) -> LaunchResult:
+    """Register `batch` and materialize every batch-partitioned asset for it, in one run."""
+    check_batch_key(batch)
+    cfg = load_config(config)
+    runs = _Runs(resources=build_resources(config), instance=instance or _instance())
+    runs.instance.add_dynamic_partitions(batch_partitions.name, [batch])
+    runs.materialize(BATCH_ASSETS, partition_key=batch)
+    return runs.result(cfg, batch=batch)
+
+
+def _version_keys(asset: dg.AssetsDefinition, version: str, batches: list[str]) -> list[tuple]:
+    """(partition key, metadata suffix) of `asset` under `version`: once, or once per batch."""
+    if not isinstance(asset.partitions_def, dg.MultiPartitionsDefinition):
+        return [(version, f"[{version}]")]
+    return [
+        (
+            dg.MultiPartitionKey({scorer_partitions.name: version, batch_partitions.name: b}),
+            f"[{version}|{b}]",
+        )
+        for b in batches
+    ]
+
+
 def materialize_scorers(
     config: str, batches: list[str], instance: dg.DagsterInstance | None = None
 ) -> LaunchResult:
     """Train/register every scorer version, score each batch with it, then select subsets."""
     cfg = load_config(config)
-    instance = instance or _instance()
-    resources, metadata, success = build_resources(config), {}, True
+    runs = _Runs(resources=build_resources(config), instance=instance or _instance())
     for version in versions(cfg.scoring):
-        instance.add_dynamic_partitions(scorer_partitions.name, [version])
-        done = dg.materialize(
-            [score_model], partition_key=version, resources=resources, instance=instance
-        )
-        success &= done.success
-        metadata |= _metadata(done, f"[{version}]")
-        for batch in batches:
-            key = dg.MultiPartitionKey({"scorer_version": version, "batch": batch})
-            done = dg.materialize(
-                [pair_scores], partition_key=key, resources=resources, instance=instance
-            )
-            success &= done.success
-            metadata |= _metadata(done, f"[{version}|{batch}]")
-        done = dg.materialize(
-            [curated_subsets], partition_key=version, resources=resources, instance=instance
-        )
-        success &= done.success
-        metadata |= _metadata(done, f"[{version}]")
-    return LaunchResult(success, ",".join(batches), cfg.storage.root, cfg.storage.lineage_db,
-                        metadata)  # fmt: skip
+        runs.instance.add_dynamic_partitions(scorer_partitions.name, [version])
+        for asset in PHASES[scorer_partitions.name]:
+            for key, suffix in _version_keys(asset, version, batches):
+                runs.materialize([asset], partition_key=key, suffix=suffix)
+    return runs.result(cfg, batch=",".join(batches))
 
 
 def selections_of(cfg: PipelineConfig) -> list[str]:
@@ -121,19 +181,28 @@ def materialize_evaluation(config: str, instance: dg.DagsterInstance | None = No
     Selection partitions are registered by curated_subsets: run `materialize_scorers` first.
     """
     cfg = load_config(config)
-    instance = instance or _instance()
-    resources, metadata, success = build_resources(config), {}, True
+    runs = _Runs(resources=build_resources(config), instance=instance or _instance())
     for name in selections_of(cfg):
-        done = dg.materialize(
-            [clip_checkpoints], partition_key=name, resources=resources, instance=instance
-        )
-        success &= done.success
-        metadata |= _metadata(done, f"[{name}]")
-    if success:
-        done = dg.materialize([evaluation_report], resources=resources, instance=instance)
-        success &= done.success
-        metadata |= _metadata(done)
-    return LaunchResult(success, "", cfg.storage.root, cfg.storage.lineage_db, metadata)
+        for asset in PHASES[selection_partitions.name]:
+            runs.materialize([asset], partition_key=name, suffix=f"[{name}]")
+    if runs.success:
+        runs.materialize(PHASES[None])
+    return runs.result(cfg, batch="")
+
+
+def _launches(
+    config: str, batches: list[str], instance: dg.DagsterInstance
+) -> list[tuple[Callable[[], LaunchResult], str]]:
+    """run_all's launches (with their metadata suffixes), in the order of the phases."""
+    by_phase = {
+        batch_partitions.name: [
+            (partial(materialize_batch, config, b, instance), f"[{b}]") for b in batches
+        ],
+        scorer_partitions.name: [(partial(materialize_scorers, config, batches, instance), "")],
+        selection_partitions.name: [(partial(materialize_evaluation, config, instance), "")],
+        None: [],  # materialize_evaluation's last run, once every fine-tune has succeeded
+    }
+    return [launch for phase in PHASES for launch in by_phase[phase]]
 
 
 def run_all(
@@ -141,15 +210,17 @@ def run_all(
 ) -> LaunchResult:
     """The whole graph, in order: every batch, every scorer version, fine-tunes, the report.
 
-    Stops at the first failing stage: later stages would only fail on missing inputs.
+    Stops at the first failing launch: later ones would only fail on missing inputs.
     """
     cfg, instance = load_config(config), instance or _instance()
-    result = LaunchResult(True, ",".join(batches), cfg.storage.root, cfg.storage.lineage_db)
-    stages = [(lambda b=b: materialize_batch(config, b, instance), f"[{b}]") for b in batches]
-    stages += [(lambda: materialize_scorers(config, batches, instance), ""),
-               (lambda: materialize_evaluation(config, instance), "")]  # fmt: skip
-    for stage, suffix in stages:
-        done = stage()
+    result = LaunchResult(
+        success=True,
+        batch=",".join(batches),
+        artifact_root=cfg.storage.root,
+        lineage_db=cfg.storage.lineage_db,
+    )
+    for launch, suffix in _launches(config, batches, instance):
+        done = launch()
         result.metadata |= {k + suffix: v for k, v in done.metadata.items()}
         if not done.success:
             result.success = False

@@ -46,3 +46,33 @@ def test_curation_example_is_the_preset_plus_the_users_three_paths():
     assert cfg.captions.retrieval.enabled and cfg.captions.retrieval.corpus
     assert [b.kind for b in cfg.evaluation.benchmarks] == ["classification"]
     assert cfg.captions.noise.rate == 0.5  # from the preset, not restated
+
+
+# A backticked path of ours in the README: a repository file or folder, or one under the package.
+_FILE_REF = re.compile(r"`((?:[\w.-]+/)*[\w.-]+\.(?:py|yaml|yml|md|json|toml|sh)|(?:[\w.-]+/)+)`")
+
+
+def test_readme_names_only_files_that_are_in_the_repository():
+    refs = set(_FILE_REF.findall((REPO / "README.md").read_text()))
+    bases = (REPO, REPO / "rs_pipeline", REPO / "rs_pipeline" / "core")
+    modules = {p.name for p in (REPO / "rs_pipeline").rglob("*.py")}  # `sensors.py` alone
+
+    def exists(ref: str) -> bool:
+        if "/" not in ref and not ref.endswith(".py"):
+            return True  # an artifact's file name (`config.json`), not a path of ours
+        return any((b / ref).exists() for b in bases) or ref in modules
+
+    missing = sorted(r for r in refs if not exists(r))
+    assert refs and missing == []
+
+
+def test_readme_layout_lists_every_core_package():
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    core = REPO / "rs_pipeline" / "core"
+    packages = {p.name if p.is_dir() else p.stem for p in core.iterdir()} - {
+        "__init__",
+        "__pycache__",
+    }
+    unlisted = sorted(p for p in packages if f"`{p}`" not in layout and f"`{p}/`" not in layout)
+    assert unlisted == []

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.names import check_batch_key
 from rs_pipeline.core.sources.files import subfolders
 from rs_pipeline.core.sources.imagefolder import COMPLETION_MARKER
 
@@ -58,8 +58,3 @@ def scan_landing(
         else:
             scan.new.append(name)
     return scan
-
-
-def landing_source_path(landing: str) -> str:
-    """The ImageFolder `path` that ingests exactly one night's drop: `<landing>/{batch}`."""
-    return posixpath.join(landing.rstrip("/"), "{batch}")

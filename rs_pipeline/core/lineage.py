@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock
 
+from rs_pipeline.core.layout import SCORES_ASSET
 from rs_pipeline.core.records import (
     CAPTION_SCHEMA,
     CHECKPOINT_SCHEMA,
@@ -42,6 +43,33 @@ TABLES: dict[str, pa.Schema] = {
     "checkpoints": CHECKPOINT_SCHEMA,
     "eval_results": EVAL_SCHEMA,
 }
+
+_META_DDL = "CREATE TABLE IF NOT EXISTS lineage_meta (name VARCHAR PRIMARY KEY, value VARCHAR)"
+
+# Databases written before the scores partition key took Dagster's order (`batch|version`)
+# hold `version|batch`; rewritten once, so a re-run replaces those rows instead of adding.
+_SCORES_KEY_MIGRATION = "scores_partition_key=batch|scorer_version"
+_MIGRATE_SCORES_KEYS = (
+    f"""UPDATE writes SET partition_key = s.batch || '|' || s.scorer_version
+    FROM (SELECT DISTINCT batch, scorer_version FROM scores) AS s
+    WHERE writes.asset = '{SCORES_ASSET}' AND writes.table_name = 'scores'
+      AND writes.partition_key = s.scorer_version || '|' || s.batch""",
+    f"""UPDATE scores SET partition_key = batch || '|' || scorer_version
+    WHERE asset = '{SCORES_ASSET}' AND partition_key = scorer_version || '|' || batch""",
+)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """One-time rewrites of databases written by older versions, recorded in lineage_meta."""
+    con.execute(_META_DDL)
+    done = {r[0] for r in con.execute("SELECT name FROM lineage_meta").fetchall()}
+    if _SCORES_KEY_MIGRATION not in done:
+        con.execute("BEGIN TRANSACTION")
+        for sql in _MIGRATE_SCORES_KEYS:
+            con.execute(sql)
+        con.execute("INSERT INTO lineage_meta VALUES (?, 'done')", [_SCORES_KEY_MIGRATION])
+        con.execute("COMMIT")
+
 
 _WRITES_DDL = """
 CREATE TABLE IF NOT EXISTS writes (
@@ -114,6 +142,7 @@ class LineageStore:
                 for name, schema in TABLES.items():
                     con.execute(_ddl(name, schema))
                 con.execute(_WRITES_DDL)
+                _migrate(con)
                 yield con
             finally:
                 con.close()

@@ -18,6 +18,17 @@ def test_unknown_key_fails_naming_key_and_allowed_keys():
     assert "max_side" in str(err.value)  # the allowed keys are listed
 
 
+@pytest.mark.parametrize("key", ["seed", "num_workers"])
+def test_removed_compute_keys_fail_naming_what_is_allowed(key):
+    # compute.seed and compute.num_workers were read by nothing; a file that still sets them
+    # must fail loudly rather than look as if it steered something.
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"compute": {key: 1}})
+    message = str(err.value)
+    assert "compute" in message and f"unknown key(s) ['{key}']" in message
+    assert "allowed keys here: device" in message
+
+
 def test_bad_value_names_the_key_and_allowed_values():
     with pytest.raises(ConfigError) as err:
         config_from_dict({"ingest": {"odd_mode_policy": "ignore"}})

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rs_pipeline.core.landing import MARKER, landing_source_path, scan_landing
+from rs_pipeline.core.landing import MARKER, scan_landing
 
 
 def drop(landing: Path, name: str, complete: bool = True) -> None:
@@ -44,7 +44,3 @@ def test_folder_that_is_not_a_batch_key_is_reported_invalid(tmp_path):
 def test_missing_landing_prefix_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="automation.landing"):
         scan_landing(str(tmp_path / "absent"), registered=[])
-
-
-def test_source_path_for_the_landing_prefix_substitutes_the_batch():
-    assert landing_source_path("s3://bucket/landing/") == "s3://bucket/landing/{batch}"

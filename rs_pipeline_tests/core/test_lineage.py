@@ -4,7 +4,13 @@ import pyarrow as pa
 import pytest
 
 from rs_pipeline.core.lineage import LineageStore, batch_summary
-from rs_pipeline.core.records import QUARANTINE_SCHEMA, SAMPLE_SCHEMA, QuarantineRow, to_table
+from rs_pipeline.core.records import (
+    QUARANTINE_SCHEMA,
+    SAMPLE_SCHEMA,
+    SCORE_SCHEMA,
+    QuarantineRow,
+    to_table,
+)
 
 
 def quarantine_rows(batch: str, n: int, source: str = "s") -> pa.Table:
@@ -96,3 +102,44 @@ def test_batch_summary_counts_by_source_class_and_reason(tmp_path):
     assert s.by_source == [("s", 1, 2), ("t", 1, 0)]
     assert s.by_class == [("(unlabelled)", 1), ("forest", 1)]
     assert s.by_reason == [("corrupt", 2)]
+
+
+def _scores(version: str, batch: str, n: int) -> pa.Table:
+    ids = [f"s{i}" for i in range(n)]
+    return pa.table(
+        {
+            "scorer_version": [version] * n,
+            "batch": [batch] * n,
+            "sample_id": ids,
+            "caption_id": ids,
+            "score": [float(i) for i in range(n)],
+        },
+        schema=SCORE_SCHEMA,
+    )
+
+
+def test_scores_written_under_the_old_key_order_are_rekeyed_once_and_then_replaced(tmp_path):
+    store = LineageStore(str(tmp_path / "l.duckdb"))
+    old_key = "clip-head-abc|b1"  # how older versions keyed pair_scores rows
+    store.replace_partition(
+        "scores",
+        _scores("clip-head-abc", "b1", 4),
+        asset="pair_scores",
+        partition_key=old_key,
+        run_id="r1",
+    )
+    with store.connect() as con:  # a database from before the migration existed
+        con.execute("DELETE FROM lineage_meta")
+    new_key = "b1|clip-head-abc"
+    store.replace_partition(
+        "scores",
+        _scores("clip-head-abc", "b1", 3),
+        asset="pair_scores",
+        partition_key=new_key,
+        run_id="r2",
+    )
+    rows = store.query("SELECT DISTINCT partition_key, run_id FROM scores").to_pylist()
+    assert rows == [{"partition_key": new_key, "run_id": "r2"}]
+    assert store.query("SELECT count(*) AS n FROM scores").column("n")[0].as_py() == 3
+    writes = store.query("SELECT DISTINCT partition_key FROM writes WHERE table_name = 'scores'")
+    assert writes.column("partition_key").to_pylist() == [new_key]

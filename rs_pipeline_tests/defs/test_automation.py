@@ -10,10 +10,11 @@ from rs_pipeline.core.config import load_config
 from rs_pipeline.core.landing import MARKER
 from rs_pipeline.core.scoring.versions import current_version, versions
 from rs_pipeline.definitions import build_definitions
+from rs_pipeline.defs.graph import BATCH_KEYS
 from rs_pipeline.defs.resources import PipelineSettings
 from rs_pipeline_tests.factories import write_config
 
-BATCH_ASSETS = ("rs_images", "caption_candidates", "preference_pairs")
+BATCH_ASSETS = [k.to_user_string() for k in BATCH_KEYS]
 
 
 def landing_drop(landing: Path, batch: str, complete: bool = True) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from rs_pipeline.core.config import load_config
 from rs_pipeline.core.lineage import LineageStore
-from rs_pipeline.definitions import BATCH_ASSETS
+from rs_pipeline.defs.graph import BATCH_ASSETS
 from rs_pipeline.defs.resources import build_resources
 from rs_pipeline.launch import materialize_batch
 

@@ -8,10 +8,15 @@ import pytest
 
 from rs_pipeline.core.config import load_config
 from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.scoring.apply import run_pair_scores, scores_partition_key
+from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.core.scoring.versions import versions
 from rs_pipeline.definitions import build_definitions
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from rs_pipeline.defs.partitions import scores_partitions
 from rs_pipeline.launch import materialize_batch, materialize_scorers
+from rs_pipeline_tests.core.pairs.test_stage import engine
+from rs_pipeline_tests.factories import write_config
 
 
 @pytest.mark.slow
@@ -51,3 +56,24 @@ def test_gpu_assets_share_one_declaration_of_pool_and_k8s_tags():
             assert resources["limits"]["nvidia.com/gpu"] == "1"
         else:
             assert "dagster-k8s/config" not in tags
+
+
+def test_scores_lineage_rows_carry_dagsters_partition_key(tmp_path):
+    config = write_config(
+        tmp_path,
+        scoring={"scorers": [{"name": "coin", "backend": "random"}], "current": "coin"},
+        sources=[{"kind": "synthrs", "name": "synthrs", "count": 8, "size": 64, "seed": 3}],
+    )
+    store, lineage, *_ = engine(config)
+    cfg = load_config(config)
+    (version,) = versions(cfg.scoring)
+    run_score_model(cfg, version, store, log=lambda _: None)
+    run_pair_scores(cfg, version, "b1", store, lineage, "r1")
+    dagster_key = str(dg.MultiPartitionKey({"batch": "b1", "scorer_version": version}))
+    assert scores_partition_key(version=version, batch="b1") == dagster_key
+    stored = lineage.query("SELECT DISTINCT partition_key FROM scores").column(0).to_pylist()
+    writes = lineage.query("SELECT partition_key FROM writes WHERE table_name = 'scores'")
+    written = writes.column(0).to_pylist()
+    assert stored == written == [dagster_key]
+    dims = scores_partitions.get_partition_key_from_str(stored[0]).keys_by_dimension
+    assert dims == {"batch": "b1", "scorer_version": version}

@@ -13,14 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from rs_pipeline.core.captions.base import Candidate, SampleView
-from rs_pipeline.core.captions.facts import (
-    CLASS_PHRASES,
-    COLOURS,
-    KINDS,
-    POSITIONS,
-    Facts,
-    facts_of,
-)
+from rs_pipeline.core.captions.facts import CLASS_PHRASES, Facts, facts_of
 from rs_pipeline.core.captions.templates import (
     DETAILED_FAMILIES,
     IMPLIED_KINDS,
@@ -28,8 +21,9 @@ from rs_pipeline.core.captions.templates import (
     MAX_SPOTS,
     MAX_TINTS,
     render,
-    stable_int,
 )
+from rs_pipeline.core.seeds import seed_from
+from rs_pipeline.core.vocabulary import COLOURS, OBJECT_KINDS, POSITIONS
 
 VERSION = "v1"
 DEGRADATIONS = ("hallucinated_object", "wrong_count", "wrong_class", "wrong_position",
@@ -56,7 +50,7 @@ _FactEdit = Callable[[Facts, random.Random], tuple[Facts, str] | None]
 
 def _hallucinate(f: Facts, rng: random.Random) -> tuple[Facts, str] | None:
     implied = IMPLIED_KINDS.get(f.scene, frozenset())
-    absent = [k for k in KINDS if k not in dict(f.counts) and k not in implied]
+    absent = [k for k in OBJECT_KINDS if k not in dict(f.counts) and k not in implied]
     if not absent:
         return None
     kind, n = rng.choice(absent), rng.randint(1, 4)
@@ -186,7 +180,7 @@ class SynthRSDegrader:
         return out
 
     def _for_image(self, s: SampleView) -> list[Candidate]:
-        rng = random.Random(stable_int("degrader", self.seed, s.sample_id))
+        rng = random.Random(seed_from("degrader", self.seed, s.sample_id))
         facts = facts_of(s.annotation)
         family = DETAILED_FAMILIES[rng.randrange(len(DETAILED_FAMILIES))]
         out = [Candidate(s.sample_id, f"{self.id}:faithful", render(facts, family))]

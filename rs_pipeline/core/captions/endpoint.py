@@ -24,10 +24,8 @@ import httpx
 from PIL import Image
 
 from rs_pipeline.core.captions.base import Candidate, Ranking, SampleView
-
-DEFAULT_CAPTION_PROMPT = (
-    "Provide a factual description highlighting important details in this picture."
-)
+from rs_pipeline.core.config import EndpointSettings
+from rs_pipeline.core.prompts import CAPTION_PROMPT
 
 DEFAULT_JUDGE_PROMPT = (
     "Below are {n} candidate descriptions of this remote-sensing image.\n\n{candidates}\n\n"
@@ -35,22 +33,6 @@ DEFAULT_JUDGE_PROMPT = (
     "they describe the image. Answer with the candidate numbers only, best first, separated "
     "by '>', for example: {example}"
 )
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    """Where the chat-completions server is and how hard to try; holds no secret."""
-
-    base_url: str
-    model: str
-    api_key_env: str | None = "OPENAI_API_KEY"  # the variable's name, never its value
-    timeout_s: float = 30.0
-    max_retries: int = 3  # retries after the first attempt
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    max_requests_per_s: float | None = None
-    max_tokens: int = 128
-    temperature: float = 0.0
 
 
 class EndpointError(RuntimeError):
@@ -125,31 +107,42 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class ChatClient:
-    """Posts chat completions to `{base_url}/chat/completions`; thread-safe."""
+    """Posts chat completions to `{base_url}/chat/completions`; thread-safe.
+
+    `settings` is the config section itself (server, model, key variable, retries, rate).
+    The backoff and payload defaults are keyword arguments, not config keys: no user has
+    needed to tune them, and tests pass their own.
+    """
 
     image_message = staticmethod(image_message)
 
     def __init__(
         self,
-        config: EndpointConfig,
+        settings: EndpointSettings,
         *,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.config = config
-        self.url = f"{config.base_url.rstrip('/')}/chat/completions"
+        self.settings = settings
+        self.url = f"{settings.base_url.rstrip('/')}/chat/completions"
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.max_tokens, self.temperature = max_tokens, temperature
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._limiter = (
-            _RateLimiter(config.max_requests_per_s, clock, sleep)
-            if config.max_requests_per_s
+            _RateLimiter(settings.max_requests_per_s, clock, sleep)
+            if settings.max_requests_per_s
             else None
         )
-        self._http = httpx.Client(timeout=httpx.Timeout(config.timeout_s))
+        self._http = httpx.Client(timeout=httpx.Timeout(settings.timeout_s))
 
     def __repr__(self) -> str:
-        return f"ChatClient(url={self.url!r}, model={self.config.model!r})"
+        return f"ChatClient(url={self.url!r}, model={self.settings.model!r})"
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -163,15 +156,14 @@ class ChatClient:
 
     def complete(self, messages: Sequence[Mapping[str, Any]], **overrides: Any) -> str:
         """The assistant's reply text; `overrides` (e.g. temperature, seed) join the payload."""
-        cfg = self.config
         payload = {
-            "model": cfg.model,
+            "model": self.settings.model,
             "messages": list(messages),
-            "max_tokens": cfg.max_tokens,
-            "temperature": cfg.temperature,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
             **overrides,
         }
-        attempts = cfg.max_retries + 1
+        attempts = self.settings.max_retries + 1  # max_retries counts retries after the first
         for attempt in range(1, attempts + 1):
             if self._limiter is not None:
                 self._limiter.acquire()
@@ -185,7 +177,8 @@ class ChatClient:
         raise self._exhausted(outcome, attempts)
 
     def _api_key(self) -> str | None:
-        env = self.config.api_key_env
+        # Read at each call, not kept: a rotated key takes effect and no object holds it.
+        env = self.settings.api_key_env
         return (os.environ.get(env) or None) if env else None
 
     def _attempt(self, payload: dict[str, Any]) -> str | _Failure:
@@ -194,7 +187,7 @@ class ChatClient:
         try:
             response = self._http.post(self.url, json=payload, headers=headers)
         except httpx.TimeoutException as exc:
-            return _Failure(None, f"timed out after {self.config.timeout_s}s ({exc!r})", True)
+            return _Failure(None, f"timed out after {self.settings.timeout_s}s ({exc!r})", True)
         except httpx.TransportError as exc:
             return _Failure(None, f"connection failed ({exc!r})", True)
         status = response.status_code
@@ -213,8 +206,8 @@ class ChatClient:
         return content
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        cap = self.config.max_backoff_s
-        delay = min(cap, self.config.backoff_s * 2 ** (attempt - 1))
+        cap = self.max_backoff_s
+        delay = min(cap, self.backoff_s * 2 ** (attempt - 1))
         # Jitter, so workers that failed together do not all come back at the same instant.
         delay *= 0.5 + 0.5 * self._rng.random()
         if retry_after is not None:
@@ -226,7 +219,7 @@ class ChatClient:
         return text.replace(key, "***") if key else text
 
     def _exhausted(self, failure: _Failure, attempts: int) -> EndpointError:
-        cfg = self.config
+        cfg = self.settings
         message = (
             f"chat completion at {self.url} (model {cfg.model!r}) failed after {attempts} "
             f"attempt(s); last status {failure.status}, last error: {failure.detail}. "
@@ -237,7 +230,7 @@ class ChatClient:
         return EndpointError(self._redact(message), failure.status, attempts)
 
     def _rejected(self, failure: _Failure, attempts: int) -> EndpointError:
-        cfg = self.config
+        cfg = self.settings
         hint = (
             f"Check the model name {cfg.model!r} against the server's /models at "
             f"{cfg.base_url!r}, and max_tokens/image size against its limits."
@@ -259,7 +252,7 @@ class EndpointCaptioner:
     def __init__(
         self,
         client: ChatClient,
-        prompt: str = DEFAULT_CAPTION_PROMPT,
+        prompt: str = CAPTION_PROMPT,
         prompt_version: str = "p1",
         per_image: int = 1,
         max_workers: int = 4,
@@ -273,7 +266,7 @@ class EndpointCaptioner:
         self.max_workers = max_workers
         # Several captions of one image at temperature 0 would be identical: sample instead.
         self.sample_temperature = sample_temperature
-        self.id = f"vlm-endpoint:{client.config.model}@{prompt_version}"
+        self.id = f"vlm-endpoint:{client.settings.model}@{prompt_version}"
 
     def caption(self, samples: Sequence[SampleView]) -> list[Candidate]:
         """`per_image` candidates per sample, in input order."""
@@ -369,7 +362,7 @@ class EndpointJudge:
     ) -> None:
         self.client = client
         self.prompt = prompt
-        self.id = f"vlm-judge:{client.config.model}@{prompt_version}"
+        self.id = f"vlm-judge:{client.settings.model}@{prompt_version}"
         self.failures: list[tuple[str, str]] = []  # (sample_id, why no ranking)
         self._lock = threading.Lock()
 

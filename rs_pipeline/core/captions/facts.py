@@ -1,7 +1,8 @@
-"""The checkable facts of a SynthRS tile, and the words captions use to state them.
+"""The checkable facts of a SynthRS tile, and the phrases captions use for its scene class.
 
 Templates render facts into text, degraders alter facts before rendering (so each degraded
 caption changes exactly one known thing), and the oracle reads facts back out of any caption.
+The world's own words (kinds, colours, positions, numbers) live in `core.vocabulary`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from rs_pipeline.core.sources.synthrs import TileAnnotation
+from rs_pipeline.core.vocabulary import as_words
 
-NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
-COLOURS = ("red", "white", "grey", "blue", "green", "yellow", "black", "brown", "orange")
-POSITIONS = ("top left", "top right", "bottom left", "bottom right", "top", "bottom", "left",
-             "right", "center")  # fmt: skip
-KINDS = ("airplane", "boat", "bridge", "building", "car", "ship", "storage_tank", "tree",
-         "truck", "umbrella")  # fmt: skip
-# How captions name each SynthRS scene class; the first is the canonical phrase.
+# How captions name each SynthRS scene class (keys in SCENE_CLASSES order, which draws of
+# another class index); the first is the canonical phrase.
 CLASS_PHRASES: dict[str, tuple[str, ...]] = {
     "farmland": ("farmland", "cropland", "agricultural fields"),
     "forest": ("forest", "woodland"),
@@ -34,20 +31,9 @@ CLASS_PHRASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def number_word(n: int) -> str:
-    """Number words up to twelve, digits beyond."""
-    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
-
-
-def noun(kind: str, n: int) -> str:
-    """`storage_tank` -> `storage tank`, plural when n != 1."""
-    word = kind.replace("_", " ")
-    return word if n == 1 else word + ("es" if word.endswith("s") else "s")
-
-
 def scene_phrase(scene_class: str) -> str:
     """The canonical phrase of a class (readable for classes we do not know)."""
-    return CLASS_PHRASES.get(scene_class, (scene_class.replace("_", " "),))[0]
+    return CLASS_PHRASES.get(scene_class, (as_words(scene_class),))[0]
 
 
 @dataclass(frozen=True)

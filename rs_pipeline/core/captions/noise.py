@@ -24,9 +24,10 @@ from rs_pipeline.core.captions.base import Candidate
 from rs_pipeline.core.captions.degraders import DEGRADATIONS, GENERIC, degrade, garble, truncate
 from rs_pipeline.core.captions.facts import facts_of
 from rs_pipeline.core.captions.oracle import KNOWN_QUALITY, LABEL_SYNONYMS, NOISE_SUFFIX, normalise
-from rs_pipeline.core.captions.templates import DETAILED_FAMILIES, readable, stable_int
+from rs_pipeline.core.captions.templates import DETAILED_FAMILIES, readable
 from rs_pipeline.core.config import NoiseConfig
 from rs_pipeline.core.config.data import CLASS_CHANGING_KINDS
+from rs_pipeline.core.seeds import seed_from, unit_from
 from rs_pipeline.core.sources.synthrs import TileAnnotation
 
 VERSION = "v1"
@@ -67,10 +68,6 @@ class NoiseReport:
                 "class_changing": self.class_changing,
                 "class_keeping": self.corrupted - self.class_changing,
                 "by_kind": dict(sorted(self.by_kind.items()))}  # fmt: skip
-
-
-def _unit(*parts: object) -> float:
-    return stable_int(*parts) / 2.0**64
 
 
 def _draw(mix: dict[str, float], u: float) -> list[str]:
@@ -123,10 +120,10 @@ class NoiseInjector:
                 continue
             rep.eligible += 1
             key = (self.cfg.seed, cand.sample_id, cand.captioner_id, cand.text)
-            if _unit("noise-rate", *key) >= self.cfg.rate:
+            if unit_from("noise-rate", *key) >= self.cfg.rate:
                 out.append(Noisy(cand, None if view.annotation else KNOWN_QUALITY["clean"]))
                 continue
-            rng = random.Random(stable_int("noise-edit", *key))
+            rng = random.Random(seed_from("noise-edit", *key))
             done = (self._synthrs(view, rng) if view.annotation is not None
                     else self._labelled(view, cand.text, by_label, rng))  # fmt: skip
             if done is None:  # no kind applies to this candidate: it stays clean, and counted

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rs_pipeline.core.captions.base import Candidate, Ranking, SampleView
-from rs_pipeline.core.captions.facts import CLASS_PHRASES, COLOURS, NUMBER_WORDS, POSITIONS
+from rs_pipeline.core.captions.facts import CLASS_PHRASES
 from rs_pipeline.core.captions.templates import IMPLIED_KINDS
 from rs_pipeline.core.sources.synthrs import TileAnnotation
+from rs_pipeline.core.vocabulary import COLOURS, NUMBER_WORDS, POSITIONS
 
 # ---- vocabulary --------------------------------------------------------------------------
 # Extra ways captions name each scene class. Ambiguous words are left out on purpose: "shore"

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from rs_pipeline.core.captions.base import Captioner, Judge
 from rs_pipeline.core.config import CaptionsConfig, EndpointSettings, VLMCaptionerConfig
-
-PAPER_PROMPT = "Provide a factual description highlighting important details in this picture."
+from rs_pipeline.core.prompts import CAPTION_PROMPT
 
 
 def chat_client(settings: EndpointSettings):
-    """A chat-completions client for an endpoint section of the config."""
-    from rs_pipeline.core.captions.endpoint import ChatClient, EndpointConfig
+    """A chat-completions client for an endpoint section of the config, taken as it is."""
+    from rs_pipeline.core.captions.endpoint import ChatClient  # httpx only when an endpoint runs
 
-    return ChatClient(
-        EndpointConfig(
-            base_url=settings.base_url,
-            model=settings.model,
-            api_key_env=settings.api_key_env,
-            timeout_s=settings.timeout_s,
-            max_retries=settings.max_retries,
-            max_requests_per_s=settings.max_requests_per_s,
-        )
-    )
+    return ChatClient(settings)
 
 
 def vlm_captioner(cfg: VLMCaptionerConfig, seed: int, device: str):
@@ -29,7 +19,7 @@ def vlm_captioner(cfg: VLMCaptionerConfig, seed: int, device: str):
     from rs_pipeline.core.captions.vlm import VLMCaptioner
 
     common = dict(
-        prompt=PAPER_PROMPT,
+        prompt=CAPTION_PROMPT,
         prompt_version=cfg.prompt_version,
         batch_size=cfg.batch_size,
         max_new_tokens=cfg.max_new_tokens,
@@ -94,7 +84,7 @@ def build_captioners(cfg: CaptionsConfig, device: str = "cpu") -> list[Captioner
         out.append(
             EndpointCaptioner(
                 chat_client(ep.endpoint),
-                prompt=PAPER_PROMPT,
+                prompt=CAPTION_PROMPT,
                 prompt_version=ep.prompt_version,
                 per_image=ep.per_image,
                 max_workers=ep.max_workers,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import json
 import random
 from collections import defaultdict
@@ -20,6 +19,7 @@ from pathlib import Path
 from fsspec.core import url_to_fs
 
 from rs_pipeline.core.captions.base import Candidate, SampleView
+from rs_pipeline.core.seeds import seed_from
 
 VERSION = "v1"
 
@@ -134,8 +134,7 @@ class RetrievalCaptioner:
             pool = self.pool(sample.label) if sample.label else []
             if not pool:
                 continue
-            digest = hashlib.sha256(f"{self.seed}|{sample.sample_id}".encode()).digest()
-            rng = random.Random(int.from_bytes(digest[:8], "big"))
+            rng = random.Random(seed_from(self.seed, sample.sample_id, sep="|"))
             picks = rng.sample(range(len(pool)), min(self.per_image, len(pool)))
             out += [Candidate(sample.sample_id, self.id, pool[i]) for i in picks]
         return out

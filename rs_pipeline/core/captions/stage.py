@@ -13,16 +13,9 @@ from rs_pipeline.core.captions.registry import build_captioners
 from rs_pipeline.core.captions.views import iter_views
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
-from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.layout import CAPTIONS_ASSET, CAPTIONS_FILE, captions_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import CAPTION_SCHEMA, CaptionRow, caption_id_of, to_table
-
-ASSET = "caption_candidates"
-
-
-def captions_dir(batch: str) -> str:
-    """Folder of one batch's candidates under the artifact root."""
-    return f"{ASSET}/batch={check_batch_key(batch)}"
 
 
 @dataclass(frozen=True)
@@ -67,12 +60,21 @@ def run_captions(
         ann, ok = subjects[cand.sample_id].annotation, cand.status == "ok"
         quality = caption_quality(cand.text, ann) if ann is not None and ok else item.quality
         rows[cid] = CaptionRow(
-            cid, batch, cand.sample_id, cand.captioner_id, cand.text,
-            cand.degradation, cand.status, cand.error, quality,
-        )  # fmt: skip
+            caption_id=cid,
+            batch=batch,
+            sample_id=cand.sample_id,
+            captioner_id=cand.captioner_id,
+            text=cand.text,
+            degradation=cand.degradation,
+            status=cand.status,
+            error=cand.error,
+            quality=quality,
+        )
     table = to_table(list(rows.values()), CAPTION_SCHEMA)
-    url = store.write_table(table, captions_dir(batch), "captions.parquet")
-    lineage.replace_partition("captions", table, asset=ASSET, partition_key=batch, run_id=run_id)
+    url = store.write_table(table, captions_dir(batch), CAPTIONS_FILE)
+    lineage.replace_partition(
+        "captions", table, asset=CAPTIONS_ASSET, partition_key=batch, run_id=run_id
+    )
     return _report(batch, len(subjects), duplicates, list(rows.values()), url, noise)
 
 

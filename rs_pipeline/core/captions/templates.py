@@ -8,14 +8,15 @@ degraded caption differs from its faithful source in the one fact that was chang
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Sequence
 
 from rs_pipeline.core.captions.base import Candidate, SampleView
-from rs_pipeline.core.captions.facts import Facts, facts_of, noun, number_word, scene_phrase
+from rs_pipeline.core.captions.facts import Facts, facts_of, scene_phrase
+from rs_pipeline.core.seeds import seed_from
 from rs_pipeline.core.sources.synthrs import TileAnnotation
+from rs_pipeline.core.vocabulary import noun, number_word
 
 VERSION = "v1"
 FAMILIES = ("terse", "counts", "positions", "resolution", "detailed", "overhead")
@@ -26,12 +27,6 @@ MAX_SPOTS = 2  # uniquely named objects given a position per caption
 MAX_TINTS = 2  # a kind's colours are named only when it has at most this many
 # Kinds a scene class implies, so naming them is no hallucination (a forest has trees).
 IMPLIED_KINDS: dict[str, frozenset[str]] = {"forest": frozenset({"tree"})}
-
-
-def stable_int(*parts: object) -> int:
-    """A 64-bit integer from any parts, stable across runs (unlike Python's hash())."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
 
 
 def article(phrase: str) -> str:
@@ -138,7 +133,7 @@ def metadata_caption(sample: SampleView, family: int) -> str:
 
 def families_for(seed: int, sample_id: str, n: int) -> list[int]:
     """`n` distinct families (at most all of them) for an image, chosen by a stable hash."""
-    rng = random.Random(stable_int("template-families", seed, sample_id))
+    rng = random.Random(seed_from("template-families", seed, sample_id))
     return rng.sample(range(len(FAMILIES)), min(max(n, 0), len(FAMILIES)))
 
 

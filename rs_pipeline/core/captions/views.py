@@ -11,7 +11,7 @@ from PIL import Image
 
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.captions.base import SampleView
-from rs_pipeline.core.ingest.stage import batch_dir
+from rs_pipeline.core.layout import images_dir
 from rs_pipeline.core.sources.synthrs import TileAnnotation
 
 
@@ -34,13 +34,13 @@ def view_of(row: dict, image: Image.Image) -> SampleView:
 
 def load_manifest(store: ArtifactStore, batch: str) -> pa.Table:
     """The batch's `rs_images` manifest; fails saying which asset to materialize."""
-    return store.read_table(batch_dir(batch), "samples.parquet")
+    return store.read_table(images_dir(batch), "samples.parquet")
 
 
 def iter_views(store: ArtifactStore, batch: str, chunk_size: int) -> Iterator[list[SampleView]]:
     """SampleViews of a batch in chunks of `chunk_size` images (bounded memory)."""
     rows = {r["sample_id"]: r for r in load_manifest(store, batch).to_pylist()}
-    path = store.path(batch_dir(batch), "images.parquet")
+    path = store.path(images_dir(batch), "images.parquet")
     with store.fs.open(path, "rb") as fh:
         for record_batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_size):
             chunk = []

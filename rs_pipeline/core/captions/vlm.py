@@ -9,15 +9,14 @@ differ yet repeat run to run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from rs_pipeline.core.captions.base import Candidate, SampleView
-
-DEFAULT_PROMPT = "Provide a factual description highlighting important details in this picture."
+from rs_pipeline.core.prompts import CAPTION_PROMPT
+from rs_pipeline.core.seeds import seed_from
 
 
 class VLMCaptioner:
@@ -28,7 +27,7 @@ class VLMCaptioner:
         model,
         processor,
         model_name: str,
-        prompt: str = DEFAULT_PROMPT,
+        prompt: str = CAPTION_PROMPT,
         prompt_version: str = "p1",
         batch_size: int = 8,
         max_new_tokens: int = 32,
@@ -101,8 +100,8 @@ class VLMCaptioner:
 
     def _batch_seed(self, batch: Sequence[SampleView]) -> int:
         """A seed from the captioner seed and the batch's ids: same batch, same samples."""
-        key = "\x1f".join([str(self.seed), *(s.sample_id for s in batch)])
-        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+        # The top 63 bits, as these seeds have always been: a non-negative int64 for torch.
+        return seed_from(self.seed, *(s.sample_id for s in batch)) >> 1
 
     def _generate(self, batch: Sequence[SampleView]) -> list[str]:
         """Decoded new text for each sample x candidate, sample-major (per_image rows each)."""

@@ -13,8 +13,16 @@ class ConfigError(ValueError):
 
 # Option names that hold credentials; exact names, then substrings of longer names.
 _SECRET_NAMES = {"key", "secret", "token", "password", "passwd", "connection_string"}
-_SECRET_PARTS = ("secret", "password", "token", "access_key", "account_key", "private_key",
-                 "api_key", "credential")  # fmt: skip
+_SECRET_PARTS = (
+    "secret",
+    "password",
+    "token",
+    "access_key",
+    "account_key",
+    "private_key",
+    "api_key",
+    "credential",
+)
 
 
 def _secret_keys(options: dict[str, Any], prefix: str = "") -> list[str]:

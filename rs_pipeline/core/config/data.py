@@ -94,11 +94,10 @@ class StorageConfig(Section):
 
 
 class ComputeConfig(Section):
-    """Device and parallelism; defaults run on a CPU."""
+    """The device; the default runs on a CPU. Seeds and worker counts live in the section of
+    the stage they steer (e.g. `pairs.split_seed`, `scoring.num_workers`)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_workers: int = Field(0, ge=0)
-    seed: int = 0
 
 
 class EndpointSettings(Section):
@@ -153,15 +152,27 @@ CLASS_CHANGING_KINDS = frozenset({"other_class_caption", "class_swap", "wrong_cl
 
 
 def _default_real_mix() -> dict[str, float]:
-    return {"other_class_caption": 0.35, "class_swap": 0.25, "generic": 0.15,
-            "truncated": 0.10, "garbled": 0.15}  # fmt: skip
+    return {
+        "other_class_caption": 0.35,
+        "class_swap": 0.25,
+        "generic": 0.15,
+        "truncated": 0.10,
+        "garbled": 0.15,
+    }
 
 
 def _default_synthrs_mix() -> dict[str, float]:
     # Class-changing (wrong_class) vs class-keeping edits (count, colour, position, object).
-    return {"wrong_class": 0.3, "hallucinated_object": 0.1, "wrong_count": 0.1,
-            "wrong_colour": 0.1, "wrong_position": 0.1, "generic": 0.1, "truncated": 0.1,
-            "garbled": 0.1}  # fmt: skip
+    return {
+        "wrong_class": 0.3,
+        "hallucinated_object": 0.1,
+        "wrong_count": 0.1,
+        "wrong_colour": 0.1,
+        "wrong_position": 0.1,
+        "generic": 0.1,
+        "truncated": 0.1,
+        "garbled": 0.1,
+    }
 
 
 class NoiseConfig(Section):
@@ -243,11 +254,16 @@ class PairsConfig(Section):
     judge_endpoint: EndpointSettings = EndpointSettings()
     compare_judges: bool = Field(True, description="measure other judges' agreement with oracle")
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    # Its own seed, so re-seeding the captioners does not reshuffle train/val; 0 matches the
+    # split that `captions.seed` (default 0) gave before it had one.
+    split_seed: int = Field(0, description="seeds the train/validation split of images")
     judged_fraction: float = Field(
-        1.0, gt=0.0, le=1.0,
+        1.0,
+        gt=0.0,
+        le=1.0,
         description="share of images the judge ranks (the costly part); the scorer trains on "
         "their pairs only and scores every image",
-    )  # fmt: skip
+    )
     spatial_block_deg: float = Field(0.05, gt=0, description="geo-referenced split block size")
     vqa: VQAConfig = VQAConfig()
     import_files: tuple[str, ...] = Field((), description="RSRM preference files (JSON/Parquet)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -28,11 +28,18 @@ def _default_stages() -> tuple[TrainStageSettings, ...]:
     )
 
 
+# The backend names a scorer may give. How each is built, saved and loaded lives in
+# `core/scoring/backends.py` (a floor above config, so the names live here; a test keeps the two
+# equal). A Literal, so a wrong name fails validation listing the allowed ones.
+ScorerBackendName = Literal["clip_head", "qwen2vl_reward", "clipscore", "random", "oracle"]
+SCORER_BACKENDS: tuple[str, ...] = get_args(ScorerBackendName)
+
+
 class ScorerSpec(Section):
     """One scorer: a learned backend to train (or a checkpoint to register) or a baseline."""
 
     name: str = Field(description="readable part of the scorer_version, e.g. clip-head")
-    backend: Literal["clip_head", "qwen2vl_reward", "clipscore", "random", "oracle"] = Field(
+    backend: ScorerBackendName = Field(
         description="oracle: true quality where known (measurement ceiling, never production)"
     )
     clip_model: str = Field("rs-resnet-tiny-64", description="open_clip config (clip backends)")

@@ -48,8 +48,8 @@ class Benchmark:
         if len(keep) == len(self.sample_ids):
             return self, 0
         new_index = {old: new for new, old in enumerate(keep)}
-        owned = [(t, new_index[o]) for t, o in zip(self.texts, self.text_to_image, strict=True)
-                 if o in new_index]  # fmt: skip
+        texts = zip(self.texts, self.text_to_image, strict=True)
+        owned = [(t, new_index[o]) for t, o in texts if o in new_index]
         return replace(
             self,
             images=[self.images[i] for i in keep],
@@ -64,6 +64,12 @@ def _decode(data: bytes) -> tuple[Image.Image, str]:
     return Image.open(io.BytesIO(data)).convert("RGB"), hashlib.sha256(data).hexdigest()
 
 
+def _is_class_image(path: str, root: str) -> bool:
+    """An image directly inside a class folder: `<root>/<class>/<image>`."""
+    depth = len(posixpath.relpath(path, root).split("/"))
+    return path.lower().endswith(IMAGE_EXTENSIONS) and depth == 2
+
+
 def _imagefolder(cfg: BenchmarkConfig) -> Benchmark:
     fs, root = url_to_fs(cfg.path, **cfg.storage_options)
     if not fs.isdir(root):
@@ -71,8 +77,7 @@ def _imagefolder(cfg: BenchmarkConfig) -> Benchmark:
             f"benchmark {cfg.name!r}: {cfg.path} is not a folder; set evaluation.benchmarks[].path "
             "to an ImageFolder (<root>/<class>/<image>)"
         )
-    files = sorted(p for p in fs.find(root) if p.lower().endswith(IMAGE_EXTENSIONS)
-                   and len(posixpath.relpath(p, root).split("/")) == 2)  # fmt: skip
+    files = sorted(p for p in fs.find(root) if _is_class_image(p, root))
     files = files[: cfg.max_images] if cfg.max_images else files
     classes = sorted({posixpath.relpath(p, root).split("/")[0] for p in files})
     if len(classes) < 2:
@@ -93,9 +98,9 @@ def _caption_file(cfg: BenchmarkConfig) -> Benchmark:
 
     fs, path = url_to_fs(cfg.path, **cfg.storage_options)
     table = read_manifest(fs, path)
-    image_col = next((c for c in ("image", "path", "filename") if c in table.column_names), None)
-    text_col = next((c for c in ("captions", "caption", "sentence", "text")
-                     if c in table.column_names), None)  # fmt: skip
+    columns = table.column_names
+    image_col = next((c for c in ("image", "path", "filename") if c in columns), None)
+    text_col = next((c for c in ("captions", "caption", "sentence", "text") if c in columns), None)
     if image_col is None or text_col is None:
         raise ValueError(
             f"benchmark {cfg.name!r}: {cfg.path} needs an image column (image|path|filename) and "

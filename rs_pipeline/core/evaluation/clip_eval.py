@@ -13,8 +13,9 @@ from rs_pipeline.core.evaluation.metrics import retrieval_recall, zero_shot_accu
 
 
 @torch.no_grad()
-def _encode_images(model, preprocess: Callable, images: Sequence[Image.Image], batch: int,
-                   device: str) -> torch.Tensor:  # fmt: skip
+def _encode_images(
+    model, preprocess: Callable, images: Sequence[Image.Image], *, batch: int, device: str
+) -> torch.Tensor:
     out = []
     for i in range(0, len(images), batch):
         pixels = torch.stack([preprocess(im) for im in images[i : i + batch]]).to(device)
@@ -23,8 +24,9 @@ def _encode_images(model, preprocess: Callable, images: Sequence[Image.Image], b
 
 
 @torch.no_grad()
-def _encode_texts(model, tokenizer: Callable, texts: Sequence[str], batch: int,
-                  device: str) -> torch.Tensor:  # fmt: skip
+def _encode_texts(
+    model, tokenizer: Callable, texts: Sequence[str], *, batch: int, device: str
+) -> torch.Tensor:
     out = []
     for i in range(0, len(texts), batch):
         out.append(
@@ -45,18 +47,17 @@ def evaluate_clip(
     if not bench.images:
         raise ValueError(f"benchmark {bench.name!r} has no images left to evaluate")
     model.to(device).eval()
-    images = _encode_images(model, preprocess, bench.images, batch_size, device)  # (N, D)
+    images = _encode_images(model, preprocess, bench.images, batch=batch_size, device=device)
     metrics: dict[str, float] = {}
     if bench.classification:
         flat = [p for prompts in bench.prompts for p in prompts]
         per_class = len(bench.prompts[0])
-        prompt_feats = F.normalize(
-            _encode_texts(model, tokenizer, flat, batch_size, device), dim=-1
-        )
+        prompt_feats = _encode_texts(model, tokenizer, flat, batch=batch_size, device=device)
+        prompt_feats = F.normalize(prompt_feats, dim=-1)
         classes = prompt_feats.view(len(bench.classes), per_class, -1).mean(dim=1)  # (C, D)
         top1, top5 = zero_shot_accuracy(images, classes, torch.tensor(bench.labels), k=5)
         metrics |= {"top1": top1, "top5": top5}
     if bench.retrieval:
-        texts = _encode_texts(model, tokenizer, bench.texts, batch_size, device)  # (T, D)
+        texts = _encode_texts(model, tokenizer, bench.texts, batch=batch_size, device=device)
         metrics |= retrieval_recall(images, texts, torch.tensor(bench.text_to_image))
     return metrics

@@ -12,8 +12,8 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 
-from rs_pipeline.core.evaluation.results import ALL_SELECTION
 from rs_pipeline.core.evaluation.summary import Cell, Column, ReportRow, ReportTable
+from rs_pipeline.core.names import ALL_SELECTION
 
 PAIRED_BASELINE = "clipscore"  # scorer name compared at the same percent
 ORACLE = "oracle"  # scorer of known true quality: the ceiling a learned scorer can reach
@@ -59,8 +59,8 @@ def paired_difference(a: Cell, b: Cell, reference: str = "") -> PairedDiff | Non
     if a.column != b.column:
         raise ValueError(f"paired difference of different columns: {a.column} vs {b.column}")
     b_by_seed = dict(zip(b.seeds, b.values, strict=True))
-    diffs = [v - b_by_seed[s] for s, v in sorted(zip(a.seeds, a.values, strict=True))
-             if s in b_by_seed]  # fmt: skip
+    a_by_seed = sorted(zip(a.seeds, a.values, strict=True))
+    diffs = [v - b_by_seed[s] for s, v in a_by_seed if s in b_by_seed]
     if len(diffs) < 2:
         return None
     se = statistics.stdev(diffs) / math.sqrt(len(diffs))

@@ -15,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rs_pipeline.core.evaluation.results import ALL_SELECTION
 from rs_pipeline.core.evaluation.summary import Column, ReportTable, ScoreSplit
+from rs_pipeline.core.names import ALL_SELECTION
 
 PANEL_SIZE = (4.2, 3.2)  # inches per small multiple
 DPI = 100

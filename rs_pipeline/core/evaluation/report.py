@@ -27,7 +27,7 @@ from rs_pipeline.core.evaluation.paired import (
     paired_difference,
     paired_rows,
 )
-from rs_pipeline.core.evaluation.results import ALL_SELECTION, EvalResult
+from rs_pipeline.core.evaluation.results import EvalResult
 from rs_pipeline.core.evaluation.summary import (
     Cell,
     Column,
@@ -37,6 +37,7 @@ from rs_pipeline.core.evaluation.summary import (
     ScoreSplit,
     summarize,
 )
+from rs_pipeline.core.names import ALL_SELECTION
 
 __all__ = [
     "Cell",

@@ -8,8 +8,6 @@ import pyarrow as pa
 
 from rs_pipeline.core.records import EVAL_SCHEMA
 
-ALL_SELECTION = "all@100"  # the identity selection: every pair of the pool
-
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -29,17 +27,6 @@ class EvalResult:
     def row(self) -> dict:
         """As a plain mapping (Arrow/JSON)."""
         return asdict(self)
-
-
-def parse_selection(name: str) -> tuple[str, str, float]:
-    """`clip-head-3f9a1c@30` -> (scorer_version, scorer name, percent); `all@100` -> all."""
-    version, sep, pct = name.rpartition("@")
-    if not sep or not version:
-        raise ValueError(f"selection {name!r} is not `<scorer_version>@<percent>` or `all@100`")
-    if name == ALL_SELECTION:
-        return "all", "all", 100.0
-    scorer = version.rsplit("-", 1)[0] if "-" in version else version
-    return version, scorer, float(pct)
 
 
 def results_table(results: list[EvalResult]) -> pa.Table:

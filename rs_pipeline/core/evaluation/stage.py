@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.evaluation.report import ReportPaths, markdown_table, write_report
-from rs_pipeline.core.evaluation.results import ALL_SELECTION, EvalResult
+from rs_pipeline.core.evaluation.results import EvalResult
 from rs_pipeline.core.evaluation.summary import ReportTable, ScoreSplit, summarize
+from rs_pipeline.core.layout import REPORT_ASSET
 from rs_pipeline.core.lineage import LineageStore
-
-ASSET = "evaluation_report"
+from rs_pipeline.core.names import ALL_SELECTION
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def run_evaluation_report(
             "clip_checkpoints for at least one selection first"
         )
     selections = sorted({r.selection for r in results})
-    paths = write_report(store, ASSET, results, score_splits(lineage, selections),
+    paths = write_report(store, REPORT_ASSET, results, score_splits(lineage, selections),
                          title="rs_pipeline evaluation report")  # fmt: skip
     table = summarize(results)
     return EvaluationReport(paths, table, markdown_table(table))

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from rs_pipeline.core.evaluation.results import ALL_SELECTION, EvalResult
+from rs_pipeline.core.evaluation.results import EvalResult
+from rs_pipeline.core.names import ALL_SELECTION
 
 # Listed after learned scorers, in this order; `oracle` selects by known true quality (ceiling).
 BASELINE_SCORERS = ("clipscore", "random", "oracle")

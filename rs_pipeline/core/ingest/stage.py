@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from itertools import chain
 
 from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.ingest.batch import IngestCounts, ingest_items
+from rs_pipeline.core.layout import IMAGES_ASSET, images_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import IMAGE_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, to_table
 from rs_pipeline.core.sources.registry import build_source
-
-ASSET = "rs_images"
-_BATCH_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def check_batch_key(batch: str) -> str:
-    """Batch keys become folder names: letters, digits, '.', '_', '-' only."""
-    if not _BATCH_KEY.match(batch):
-        raise ValueError(
-            f"batch key {batch!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-' "
-            "(e.g. a date such as 2026-11-28)"
-        )
-    return batch
-
-
-def batch_dir(batch: str) -> str:
-    """Folder of one batch under the artifact root."""
-    return f"{ASSET}/batch={check_batch_key(batch)}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +43,7 @@ def run_ingest(
     cfg: PipelineConfig, batch: str, store: ArtifactStore, lineage: LineageStore, run_id: str
 ) -> IngestReport:
     """Ingest `batch` from every source; write manifest, quarantine, images and lineage."""
-    folder = batch_dir(batch)
+    folder = images_dir(batch)
     sources = [build_source(s) for s in cfg.sources]
     items = chain.from_iterable(src.iter_items(batch) for src in sources)
     images = TableWriter(store, IMAGE_SCHEMA, folder, "images.parquet")
@@ -80,7 +62,9 @@ def run_ingest(
     samples_url = store.write_table(samples_t, folder, "samples.parquet")
     quarantine_url = store.write_table(quarantine_t, folder, "quarantine.parquet")
     for table, rows in (("samples", samples_t), ("quarantine", quarantine_t)):
-        lineage.replace_partition(table, rows, asset=ASSET, partition_key=batch, run_id=run_id)
+        lineage.replace_partition(
+            table, rows, asset=IMAGES_ASSET, partition_key=batch, run_id=run_id
+        )
     ids = samples_t.column("sample_id").to_pylist()
     preview = [
         {"sample_id": s.sample_id[:12], "source": s.source, "label": s.label}

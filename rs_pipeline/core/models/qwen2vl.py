@@ -26,13 +26,21 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from rs_pipeline.core.sources.synthrs import POSITIONS, SCENE_CLASSES
-from rs_pipeline.core.sources.synthrs_scenes import PALETTE
+from rs_pipeline.core.prompts import CAPTION_PROMPT
+from rs_pipeline.core.vocabulary import (
+    COLOURS,
+    OBJECT_KINDS,
+    POSITION_GRID,
+    SCENE_CLASSES,
+    as_words,
+    noun,
+)
 
 PAD_TOKEN = "<|endoftext|>"  # also Qwen2's bos; never the end-of-turn token
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 VISION_START, VISION_END = "<|vision_start|>", "<|vision_end|>"
 IMAGE_PAD, VIDEO_PAD = "<|image_pad|>", "<|video_pad|>"
+SYSTEM_PROMPT = "You are a helpful assistant."  # Qwen2-VL-Instruct's default system turn
 SPECIAL_TOKENS: tuple[str, ...] = (
     PAD_TOKEN, IM_START, IM_END, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD,
 )  # fmt: skip
@@ -42,7 +50,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>\n{% endif %}"
     "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
     "{% else %}{% for content in message['content'] %}"
@@ -58,16 +66,8 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# SynthRS object kinds as a caption would name them (kept here: synthrs keeps its rules private).
-OBJECT_KINDS: tuple[str, ...] = (
-    "airplane", "boat", "bridge", "building", "car", "ship", "storage tank", "tree", "truck",
-    "umbrella",
-)  # fmt: skip
-PROMPTS: tuple[str, ...] = (
-    "Provide a factual description highlighting important details in this picture.",
-    "Describe this remote sensing image.",
-    "You are a helpful assistant.",
-)
+# Prompt texts go into the tokenizer's corpus, so the prompts it is used with encode compactly.
+PROMPTS: tuple[str, ...] = (CAPTION_PROMPT, "Describe this remote sensing image.", SYSTEM_PROMPT)
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000) -> PreTrainedTokenizerFast:
@@ -245,19 +245,18 @@ def load_qwen2vl(
 
 def default_tokenizer_corpus() -> list[str]:
     """RS-style sentences generated in-process (SynthRS classes, objects, colours, places)."""
-    scenes = [c.replace("_", " ") for c in SCENE_CLASSES]
-    places = [p for row in POSITIONS for p in row]
-    colours = list(PALETTE)
+    scenes = [as_words(c) for c in SCENE_CLASSES]
+    places = [p for row in POSITION_GRID for p in row]  # row-major, as the corpus always was
     out = list(PROMPTS)
     combos = itertools.product(scenes, OBJECT_KINDS, range(1, 7))
     for i, (scene, kind, n) in enumerate(combos):
-        colour, place = colours[i % len(colours)], places[(i // 3) % len(places)]
-        kinds = kind if n == 1 else f"{kind}s"
+        colour, place = COLOURS[i % len(COLOURS)], places[(i // 3) % len(places)]
+        one, kinds = noun(kind, 1), noun(kind, n)
         out += [
             f"This is an aerial image of a {scene} area with {n} {colour} {kinds}.",
             f"There are {n} {kinds} at the {place} of the {scene}.",
-            f"A {colour} {kind} is located at the {place} near the {scene}.",
-            f"Many {kind}s and green trees are around the {scene}, seen from above.",
+            f"A {colour} {one} is located at the {place} near the {scene}.",
+            f"Many {noun(kind, 2)} and green trees are around the {scene}, seen from above.",
         ]
     return out
 

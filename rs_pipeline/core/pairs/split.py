@@ -6,8 +6,9 @@ neighbouring geo-referenced tiles share a block and therefore a split (no spatia
 
 from __future__ import annotations
 
-import hashlib
 import math
+
+from rs_pipeline.core.seeds import unit_from
 
 
 def split_key(sample_id: str, lat: float | None, lon: float | None, block_deg: float) -> str:
@@ -19,6 +20,4 @@ def split_key(sample_id: str, lat: float | None, lon: float | None, block_deg: f
 
 def assign_split(key: str, val_fraction: float, seed: int = 0) -> str:
     """`val` for about `val_fraction` of keys, `train` otherwise."""
-    digest = hashlib.sha256(f"{seed}|{key}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    return "val" if u < val_fraction else "train"
+    return "val" if unit_from(seed, key, sep="|") < val_fraction else "train"

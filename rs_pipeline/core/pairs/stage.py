@@ -8,26 +8,18 @@ from dataclasses import dataclass, field
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.captions.base import Candidate, Judge, Ranking, SampleView
 from rs_pipeline.core.captions.registry import build_judges
-from rs_pipeline.core.captions.stage import captions_dir
-from rs_pipeline.core.captions.templates import stable_int
 from rs_pipeline.core.captions.views import iter_views, load_manifest
 from rs_pipeline.core.config import PairsConfig, PipelineConfig
 from rs_pipeline.core.device import resolve_device
-from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.layout import CAPTIONS_FILE, PAIRS_ASSET, PAIRS_FILE, captions_dir, pairs_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.pairs.build import agreement_rate, best_vs_rest, pairwise_agreement
 from rs_pipeline.core.pairs.rsrm import import_rsrm
 from rs_pipeline.core.pairs.split import assign_split, split_key
 from rs_pipeline.core.pairs.vqa import PriorAnswerer, Question, is_correct, questions_for
 from rs_pipeline.core.records import PAIR_SCHEMA, PreferencePair, pair_id_of, to_table
+from rs_pipeline.core.seeds import unit_from
 from rs_pipeline.core.sources.synthrs import TileAnnotation
-
-ASSET = "preference_pairs"
-
-
-def pairs_dir(batch: str) -> str:
-    """Folder of one batch's pairs under the artifact root."""
-    return f"{ASSET}/batch={check_batch_key(batch)}"
 
 
 @dataclass
@@ -58,18 +50,39 @@ class _Pairs:
     def __init__(self, batch: str, splits: dict[str, str]) -> None:
         self.batch, self.splits, self.rows = batch, splits, {}
 
-    def add(self, sid, kind, question, chosen, rejected, cids=(None, None), judge="", margin=None):
+    def add(
+        self,
+        sid: str,
+        kind: str,
+        *,
+        question: str | None,
+        chosen: str,
+        rejected: str,
+        cids: tuple[str | None, str | None] = (None, None),
+        judge: str = "",
+        margin: float | None = None,
+    ) -> None:
         pid = pair_id_of(sid, kind, question, chosen, rejected)
-        self.rows.setdefault(
-            pid,
-            PreferencePair(pid, self.batch, sid, kind, question, chosen, rejected, cids[0],
-                           cids[1], judge, margin, self.splits[sid]),
-        )  # fmt: skip
+        pair = PreferencePair(
+            pair_id=pid,
+            batch=self.batch,
+            sample_id=sid,
+            kind=kind,
+            question=question,
+            chosen=chosen,
+            rejected=rejected,
+            chosen_caption_id=cids[0],
+            rejected_caption_id=cids[1],
+            judge=judge,
+            margin=margin,
+            split=self.splits[sid],
+        )
+        self.rows.setdefault(pid, pair)
 
 
 def is_judged(sample_id: str, fraction: float, seed: int) -> bool:
     """Whether the judge sees this image: a seeded hash draw, stable across batches and runs."""
-    return fraction >= 1.0 or stable_int("judged", seed, sample_id) / 2.0**64 < fraction
+    return fraction >= 1.0 or unit_from("judged", seed, sample_id) < fraction
 
 
 def _primary(judge: str, view: SampleView) -> str | None:
@@ -100,8 +113,16 @@ def _judge_image(view, cands, judges: dict[str, Judge], cfg: PairsConfig, out: _
     rep.by_judge[judges[name].id] += len(pairs)
     for p in pairs:
         (ci, c), (ri, r) = cands[p.chosen], cands[p.rejected]
-        out.add(view.sample_id, "caption", None, c.text, r.text, (ci, ri), judges[name].id,
-                p.margin)  # fmt: skip
+        out.add(
+            view.sample_id,
+            "caption",
+            question=None,
+            chosen=c.text,
+            rejected=r.text,
+            cids=(ci, ri),
+            judge=judges[name].id,
+            margin=p.margin,
+        )
     if cfg.compare_judges:  # where the oracle knows the truth (ground truth or injection)
         oracle = rankings.get("oracle") or judges["oracle"].rank(view, texts)
         for other, judge in judges.items():
@@ -129,7 +150,14 @@ def _vqa(chunk, questions: dict[str, list[Question]], answerer, out: _Pairs, rep
             rep.vqa["no_answer"] += 1
             continue
         kind = "vqa_closed" if q.closed else "vqa_open"
-        out.add(q.sample_id, kind, q.text, q.reference, answer, judge=answerer.id)
+        out.add(
+            q.sample_id,
+            kind,
+            question=q.text,
+            chosen=q.reference,
+            rejected=answer,
+            judge=answerer.id,
+        )
 
 
 def _imports(cfg: PairsConfig, out: _Pairs, rep) -> None:
@@ -138,8 +166,14 @@ def _imports(cfg: PairsConfig, out: _Pairs, rep) -> None:
             rep.imports["image_not_in_batch"] += 1
             continue
         rep.imports["attached_pairs"] += 1
-        out.add(pair.sample_id, "imported", pair.question, pair.chosen, pair.rejected,
-                judge="rsrm-import")  # fmt: skip
+        out.add(
+            pair.sample_id,
+            "imported",
+            question=pair.question,
+            chosen=pair.chosen,
+            rejected=pair.rejected,
+            judge="rsrm-import",
+        )
 
 
 def _answerer(cfg: PipelineConfig, questions: list[Question]):
@@ -156,7 +190,7 @@ def _answerer(cfg: PipelineConfig, questions: list[Question]):
 
 
 def _candidates_by_image(store: ArtifactStore, batch: str) -> dict[str, list]:
-    table = store.read_table(captions_dir(batch), "captions.parquet")
+    table = store.read_table(captions_dir(batch), CAPTIONS_FILE)
     by_image: dict[str, list] = defaultdict(list)
     for r in table.to_pylist():
         if r["status"] == "ok" and r["text"].strip():
@@ -174,7 +208,7 @@ def run_pairs(
     splits = {
         r["sample_id"]: assign_split(
             split_key(r["sample_id"], r["lat"], r["lon"], pc.spatial_block_deg),
-            pc.val_fraction, cfg.captions.seed)
+            pc.val_fraction, pc.split_seed)
         for r in manifest
     }  # fmt: skip
     out = _Pairs(batch, splits)
@@ -199,8 +233,10 @@ def run_pairs(
 def _finish(out: _Pairs, rep: PairsReport, store, lineage, run_id: str) -> PairsReport:
     rows = list(out.rows.values())
     table = to_table(rows, PAIR_SCHEMA)
-    rep.url = store.write_table(table, pairs_dir(rep.batch), "pairs.parquet")
-    lineage.replace_partition("pairs", table, asset=ASSET, partition_key=rep.batch, run_id=run_id)
+    rep.url = store.write_table(table, pairs_dir(rep.batch), PAIRS_FILE)
+    lineage.replace_partition(
+        "pairs", table, asset=PAIRS_ASSET, partition_key=rep.batch, run_id=run_id
+    )
     rep.by_kind = Counter(r.kind for r in rows)
     rep.by_split = Counter(r.split for r in rows)
     split_sets = defaultdict(set)

@@ -8,7 +8,6 @@ reference description against the model's answer.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections import Counter
@@ -17,11 +16,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rs_pipeline.core.captions.base import SampleView
+from rs_pipeline.core.seeds import seed_from
 from rs_pipeline.core.sources.synthrs import TileAnnotation
+from rs_pipeline.core.vocabulary import NUMBER_WORDS, OBJECT_KINDS, as_words, noun, number_word
 
-NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
-# Kinds a presence question may ask about when they are absent.
-ASKABLE_KINDS = ("airplane", "boat", "building", "car", "ship", "storage_tank", "tree", "truck")
+# Kinds a presence question may ask about when they are absent: all but bridges and umbrellas,
+# as first chosen (the seeded draw indexes this tuple, so it keeps its order).
+ASKABLE_KINDS = tuple(k for k in OBJECT_KINDS if k not in ("bridge", "umbrella"))
 
 
 @dataclass(frozen=True)
@@ -39,22 +40,12 @@ class Question:
         return self.qtype != "open"
 
 
-def _readable(name: str) -> str:
-    return name.replace("_", " ")
-
-
-def _plural(kind: str) -> str:
-    word = _readable(kind)
-    return word + ("es" if word.endswith("s") else "s")
-
-
 def _describe(ann: TileAnnotation) -> str:
     parts = []
     for kind, n in ann.counts().items():
         colours = sorted({o.color for o in ann.objects if o.kind == kind})
-        noun = _readable(kind) if n == 1 else _plural(kind)
-        parts.append(f"{NUMBER_WORDS[n] if n < 13 else n} {' and '.join(colours)} {noun}")
-    scene = _readable(ann.scene_class)
+        parts.append(f"{number_word(n)} {' and '.join(colours)} {noun(kind, n)}")
+    scene = as_words(ann.scene_class)
     return f"A {scene} scene with " + ", ".join(parts) + "." if parts else f"A {scene} scene."
 
 
@@ -65,20 +56,26 @@ def questions_for(
     if ann is None:
         return []
     counts = ann.counts()
-    qs = [Question(sid, "class", "What type of scene is shown in this image?",
-                   _readable(ann.scene_class))]  # fmt: skip
+    qs = [
+        Question(
+            sid,
+            "class",
+            text="What type of scene is shown in this image?",
+            reference=as_words(ann.scene_class),
+        )
+    ]
     for kind, n in counts.items():
-        qs.append(Question(sid, "count", f"How many {_plural(kind)} are in this image?", str(n)))
-        qs.append(Question(sid, "presence", f"Is there a {_readable(kind)} in this image?", "yes"))
+        qs.append(Question(sid, "count", f"How many {noun(kind, 2)} are in this image?", str(n)))
+        qs.append(Question(sid, "presence", f"Is there a {noun(kind, 1)} in this image?", "yes"))
     absent = [k for k in ASKABLE_KINDS if k not in counts]
-    rng = random.Random(int.from_bytes(hashlib.sha256(f"{seed}|{sid}".encode()).digest()[:8]))
+    rng = random.Random(seed_from(seed, sid, sep="|"))
     if absent:
         kind = rng.choice(absent)
-        qs.append(Question(sid, "presence", f"Is there a {_readable(kind)} in this image?", "no"))
+        qs.append(Question(sid, "presence", f"Is there a {noun(kind, 1)} in this image?", "no"))
     unique = Counter((o.color, o.kind) for o in ann.objects)
     for obj in ann.objects:
         if unique[(obj.color, obj.kind)] == 1:
-            text = f"Where is the {obj.color} {_readable(obj.kind)} in this image?"
+            text = f"Where is the {obj.color} {noun(obj.kind, 1)} in this image?"
             qs.append(Question(sid, "position", text, obj.position))
     if ann.objects:
         qs.append(Question(sid, "open", "Describe the objects in this image.", _describe(ann)))

@@ -2,54 +2,38 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
-from rs_pipeline.core.captions.stage import captions_dir
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
-from rs_pipeline.core.ingest.stage import batch_dir
-from rs_pipeline.core.layout import SCORES_ASSET, scores_dir
+from rs_pipeline.core.layout import (
+    CAPTIONS_FILE,
+    SCORES_ASSET,
+    SCORES_FILE,
+    captions_dir,
+    images_dir,
+    model_dir,
+    scores_dir,
+)
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import SCORE_SCHEMA
+from rs_pipeline.core.scoring.backends import CONFIG_FILE, load_scorer
 from rs_pipeline.core.scoring.infer import PairStream, PairText, score_pairs
-from rs_pipeline.core.scoring.stage import model_dir
-
-ASSET = SCORES_ASSET
 
 
-def load_scorer(folder: str | Path):
-    """Any saved scorer folder, by the backend its config.json names."""
-    folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
-    backend = config.get("backend")
-    if backend == "clip_head":
-        from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
+def scores_partition_key(*, version: str, batch: str) -> str:
+    """The lineage partition key of one (scorer_version, batch) partition of pair scores.
 
-        return ClipHeadScorer.load(folder)
-    if backend == "qwen2vl_reward":
-        from rs_pipeline.core.scoring.qwen2vl_reward import Qwen2VLRewardScorer
-
-        return Qwen2VLRewardScorer.load(folder)
-    if backend == "clipscore":
-        from rs_pipeline.core.scoring.baselines import ClipScoreScorer
-
-        spec = config["spec"]
-        return ClipScoreScorer.from_name(
-            spec["clip_model"], spec["seed"], folder / "clip.safetensors"
-        )
-    if backend == "random":
-        from rs_pipeline.core.scoring.baselines import RandomScorer
-
-        return RandomScorer(config["spec"]["seed"])
-    raise ValueError(f"{folder}/config.json: unknown backend {backend!r}")
+    Dagster writes a MultiPartitionKey with its dimension names sorted (`batch|scorer_version`),
+    so lineage rows carry the same string and join with Dagster's partition keys.
+    """
+    return f"{batch}|{version}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +49,7 @@ class PairScoresReport:
 
 
 def _texts(store: ArtifactStore, batch: str) -> dict[str, list[PairText]]:
-    table = store.read_table(captions_dir(batch), "captions.parquet")
+    table = store.read_table(captions_dir(batch), CAPTIONS_FILE)
     texts: dict[str, list[PairText]] = defaultdict(list)
     for r in table.to_pylist():
         if r["status"] == "ok":
@@ -82,24 +66,19 @@ def run_pair_scores(
     run_id: str,
 ) -> PairScoresReport:
     """Score every ok candidate of `batch` with `version`; Parquet + lineage rows."""
-    if not store.exists(model_dir(version), "config.json"):
+    if not store.exists(model_dir(version), CONFIG_FILE):
         raise FileNotFoundError(
             f"{store.url(model_dir(version))} has no scorer: materialize score_model for "
             f"scorer_version {version!r} first"
         )
     with tempfile.TemporaryDirectory() as tmp:
         store.fs.get(store.path(model_dir(version)) + "/", tmp + "/", recursive=True)
-        backend = json.loads((Path(tmp) / "config.json").read_text()).get("backend")
-        if backend == "oracle":  # reads the batch's recorded true quality, not weights
-            from rs_pipeline.core.scoring.oracle import OracleScorer
-
-            scorer = OracleScorer.from_store(store, [batch])
-        else:
-            scorer = load_scorer(tmp)
+        # The oracle reads this batch's recorded true quality from the store, not weights.
+        scorer = load_scorer(tmp, store=store, batches=[batch])
     stream = PairStream(
-        store.fs, store.path(batch_dir(batch), "images.parquet"), _texts(store, batch)
+        store.fs, store.path(images_dir(batch), "images.parquet"), _texts(store, batch)
     )
-    writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), "scores.parquet")
+    writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), SCORES_FILE)
     n, total, images = 0, 0.0, set()
     try:
         for refs, scores in score_pairs(
@@ -118,10 +97,12 @@ def run_pair_scores(
         raise
     url = writer.close()
     # Lineage rows stream back from the file just written: memory stays bounded.
-    with store.fs.open(store.path(scores_dir(version, batch), "scores.parquet"), "rb") as fh:
+    with store.fs.open(store.path(scores_dir(version, batch), SCORES_FILE), "rb") as fh:
         reader = pa.RecordBatchReader.from_batches(
             SCORE_SCHEMA, pq.ParquetFile(fh).iter_batches(batch_size=8192)
         )
-        key = f"{version}|{batch}"
-        lineage.replace_partition("scores", reader, asset=ASSET, partition_key=key, run_id=run_id)
+        key = scores_partition_key(version=version, batch=batch)
+        lineage.replace_partition(
+            "scores", reader, asset=SCORES_ASSET, partition_key=key, run_id=run_id
+        )
     return PairScoresReport(version, batch, n, len(images), total / n if n else None, url)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from PIL import Image
 
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.ingest.images import load_images
+from rs_pipeline.core.layout import (
+    CAPTIONS_FILE,
+    PAIRS_FILE,
+    captions_dir,
+    paired_batches,
+    pairs_dir,
+)
 from rs_pipeline.core.scoring.train import PairExample
-
-_BATCH = re.compile(r"batch=([^/]+)/pairs\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -24,17 +28,9 @@ class PairData:
     batches: list[str]
 
 
-def materialized_batches(store: ArtifactStore) -> list[str]:
-    """Batches whose `preference_pairs` exist under the artifact root, sorted."""
-    if not store.exists("preference_pairs"):
-        return []
-    found = store.fs.glob(store.path("preference_pairs", "batch=*", "pairs.parquet"))
-    return sorted(m.group(1) for f in found if (m := _BATCH.search(f)))
-
-
 def load_pair_data(store: ArtifactStore, batches: list[str] | None = None) -> PairData:
     """Every pair of `batches` (default: all materialized) as PairExamples with images."""
-    batches = batches if batches is not None else materialized_batches(store)
+    batches = batches if batches is not None else paired_batches(store)
     if not batches:
         raise FileNotFoundError(
             f"no preference_pairs under {store.url('preference_pairs')}: materialize "
@@ -42,12 +38,12 @@ def load_pair_data(store: ArtifactStore, batches: list[str] | None = None) -> Pa
         )
     train, val, pool = [], [], []
     for batch in batches:
-        pairs = store.read_table("preference_pairs", f"batch={batch}", "pairs.parquet").to_pylist()
+        pairs = store.read_table(pairs_dir(batch), PAIRS_FILE).to_pylist()
         images = load_images(store, batch, {p["sample_id"] for p in pairs})
         for p in pairs:
             ex = PairExample(images[p["sample_id"]], p["chosen"], p["rejected"], p["question"])
             (val if p["split"] == "val" else train).append(ex)
-        caps = store.read_table("caption_candidates", f"batch={batch}", "captions.parquet")
+        caps = store.read_table(captions_dir(batch), CAPTIONS_FILE)
         split = {p["sample_id"]: p["split"] for p in pairs}
         for c in caps.to_pylist():
             if c["status"] == "ok" and split.get(c["sample_id"]) == "train":

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from PIL import Image
 
 from rs_pipeline.core.artifacts import ArtifactStore
-from rs_pipeline.core.captions.stage import captions_dir
 from rs_pipeline.core.ingest.images import load_images
+from rs_pipeline.core.layout import CAPTIONS_FILE, captions_dir
 from rs_pipeline.core.scoring.base import check_pair_lengths
 from rs_pipeline.core.scoring.baselines import image_digest
 
@@ -33,7 +33,7 @@ class OracleScorer:
         """Known qualities of every ok candidate of `batches`; fails when none is known."""
         quality: dict[tuple[str, str], float] = {}
         for batch in batches:
-            rows = store.read_table(captions_dir(batch), "captions.parquet").to_pylist()
+            rows = store.read_table(captions_dir(batch), CAPTIONS_FILE).to_pylist()
             known = [r for r in rows if r["status"] == "ok" and r["quality"] is not None]
             images = load_images(store, batch, {r["sample_id"] for r in known})
             digests = {sid: image_digest(im) for sid, im in images.items()}

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from rs_pipeline.core.config import ScorerSpec
-from rs_pipeline.core.ingest.stage import check_batch_key
+from rs_pipeline.core.names import check_batch_key
+from rs_pipeline.core.scoring.backends import CONFIG_FILE, registrable_backends
 from rs_pipeline.core.sources.files import subfolders, url_prefix
-
-CONFIG_FILE = "config.json"
-# Backends whose checkpoint a ScorerSpec can register (baselines have no trained weights).
-REGISTRABLE = ("clip_head", "qwen2vl_reward")
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,9 @@ def _local_copy(fs, folder: str, files: list[dict], name: str, work_dir: str) ->
 
 def _spec(name: str, checkpoint: Path) -> ScorerSpec:
     backend = json.loads((checkpoint / CONFIG_FILE).read_text()).get("backend")
-    if backend not in REGISTRABLE:
-        raise ValueError(f"config.json backend {backend!r} is not one of {list(REGISTRABLE)}")
+    allowed = registrable_backends()  # baselines have no trained weights to register
+    if backend not in allowed:
+        raise ValueError(f"config.json backend {backend!r} is not one of {list(allowed)}")
     return ScorerSpec(name=name, backend=backend, checkpoint=str(checkpoint))
 
 

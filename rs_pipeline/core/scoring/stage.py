@@ -10,7 +10,9 @@ from pathlib import Path
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import PipelineConfig, ScorerSpec
 from rs_pipeline.core.device import resolve_device
-from rs_pipeline.core.scoring.data import PairData, load_pair_data
+from rs_pipeline.core.layout import SCORE_MODEL_ASSET, model_dir
+from rs_pipeline.core.scoring.backends import BuildInputs, get_backend, save_scorer
+from rs_pipeline.core.scoring.data import load_pair_data
 from rs_pipeline.core.scoring.train import (
     PairExample,
     StagePlan,
@@ -18,14 +20,6 @@ from rs_pipeline.core.scoring.train import (
     train_scorer,
 )
 from rs_pipeline.core.scoring.versions import spec_for, weights_digest
-from rs_pipeline.core.training.contrastive import ContrastivePlan, train_contrastive
-
-ASSET = "score_model"
-
-
-def model_dir(version: str) -> str:
-    """Folder of one scorer version under the artifact root."""
-    return f"{ASSET}/version={version}"
 
 
 @dataclass(frozen=True)
@@ -63,45 +57,8 @@ def pair_accuracy(scorer, pairs: list[PairExample], batch_size: int = 64) -> flo
     return pairwise_accuracy(torch.tensor(chosen), torch.tensor(rejected))
 
 
-def _warm_clip(spec: ScorerSpec, data: PairData, device: str):
-    """The CLIP both clip backends start from: given weights, or a contrastive warm start."""
-    from rs_pipeline.core.models.clip import build_clip, load_clip_weights
-
-    model, preprocess_train, _, tokenizer = build_clip(spec.clip_model, spec.seed)
-    if spec.clip_weights:
-        load_clip_weights(model, spec.clip_weights)
-    elif spec.warm_start_steps:
-        plan = ContrastivePlan(steps=spec.warm_start_steps, seed=spec.seed,
-                               lock_text=spec.warm_start_lock_text)  # fmt: skip
-        train_contrastive(model, preprocess_train, tokenizer, data.pool, plan, device)
-    return model
-
-
-def _build(spec: ScorerSpec, data: PairData, device: str, workdir: Path, log, store):
-    """The scorer of a spec, trained where it learns; plus its training history."""
-    from rs_pipeline.core.scoring.baselines import ClipScoreScorer, RandomScorer
-    from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
-
-    if spec.backend == "random":
-        return RandomScorer(spec.seed), []
-    if spec.backend == "oracle":
-        from rs_pipeline.core.scoring.oracle import OracleScorer
-
-        return OracleScorer.from_store(store, data.batches), []
-    if spec.backend == "qwen2vl_reward":
-        from rs_pipeline.core.scoring.qwen2vl_reward import build_reward_scorer
-
-        scorer = build_reward_scorer(spec)  # loads spec.checkpoint when one is registered
-        if spec.checkpoint:
-            return scorer, []
-    elif spec.checkpoint:  # register, do not train
-        return ClipHeadScorer.load(spec.checkpoint), []
-    else:
-        scorer = ClipHeadScorer(clip=spec.clip_model, seed=spec.seed, prior=spec.head_prior)
-        scorer.clip.load_state_dict(_warm_clip(spec, data, device).state_dict())
-        if spec.backend == "clipscore":
-            return ClipScoreScorer.from_clip_head(scorer), []
-    plan = TrainPlan(
+def _train_plan(spec: ScorerSpec) -> TrainPlan:
+    return TrainPlan(
         stages=tuple(StagePlan(s.stage, s.lr, s.steps, s.warmup_steps) for s in spec.stages),
         batch_size=spec.batch_size,
         grad_clip=spec.grad_clip,
@@ -109,22 +66,20 @@ def _build(spec: ScorerSpec, data: PairData, device: str, workdir: Path, log, st
         patience=spec.patience,
         seed=spec.seed,
     )
-    result = train_scorer(scorer, data.train, data.val, plan, workdir / "ckpt", device, log)
+
+
+def _build(inputs: BuildInputs, workdir: Path, log):
+    """The scorer of a spec, trained where its backend learns; plus its training history."""
+    spec = inputs.spec
+    backend = get_backend(spec.backend, where=f"scorer {spec.name!r}")
+    scorer = backend.build(inputs)
+    if not backend.learns or spec.checkpoint:  # a registered checkpoint is measured as it is
+        return scorer, []
+    result = train_scorer(
+        scorer, inputs.data.train, inputs.data.val, _train_plan(spec), workdir / "ckpt",
+        inputs.device, log,
+    )  # fmt: skip
     return scorer, result.history
-
-
-def _save(scorer, spec: ScorerSpec, folder: Path) -> None:
-    """safetensors + config.json in `folder`, whatever the backend (never pickle)."""
-    from rs_pipeline.core.models.clip import save_clip_weights
-
-    folder.mkdir(parents=True, exist_ok=True)
-    if hasattr(scorer, "save"):
-        scorer.save(folder)
-        return
-    config = {"backend": scorer.backend, "spec": spec.model_dump(mode="json")}
-    if spec.backend == "clipscore":
-        save_clip_weights(scorer.model, folder / "clip.safetensors")
-    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def _scorable(scorer, pairs: list[PairExample]) -> list[PairExample]:
@@ -141,13 +96,8 @@ def _scorable(scorer, pairs: list[PairExample]) -> list[PairExample]:
 
 def _baseline_accuracy(scorer, spec: ScorerSpec, val: list[PairExample]) -> float | None:
     """CLIPScore on the same CLIP towers, on the same held-out pairs (clip backends)."""
-    from rs_pipeline.core.scoring.baselines import ClipScoreScorer
-
-    if spec.backend == "clipscore":
-        return pair_accuracy(scorer, val)
-    if hasattr(scorer, "clip") and hasattr(scorer, "tokenizer"):
-        return pair_accuracy(ClipScoreScorer.from_clip_head(scorer), val)
-    return None
+    baseline = get_backend(spec.backend).clipscore_baseline
+    return None if baseline is None else pair_accuracy(baseline(scorer), val)
 
 
 def run_score_model(
@@ -159,13 +109,14 @@ def run_score_model(
     data = load_pair_data(store)
     if not data.val:
         raise ValueError("no validation pairs: raise pairs.val_fraction or ingest more images")
-    workdir = Path(cfg.storage.work_dir) / ASSET / version
-    scorer, history = _build(spec, data, device, workdir, log, store)
+    workdir = Path(cfg.storage.work_dir) / SCORE_MODEL_ASSET / version
+    inputs = BuildInputs(spec=spec, data=data, device=device, store=store)
+    scorer, history = _build(inputs, workdir, log)
     val_acc = pair_accuracy(scorer, _scorable(scorer, data.val))
     baseline = _baseline_accuracy(scorer, spec, data.val)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model"
-        _save(scorer, spec, out)
+        save_scorer(scorer, spec, out)
         metrics = {"val_pairwise_accuracy": val_acc, "clipscore_val_pairwise_accuracy": baseline,
                    "train_pairs": len(data.train), "val_pairs": len(data.val),
                    "batches": data.batches, "history": history}  # fmt: skip

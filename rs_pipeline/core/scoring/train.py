@@ -9,8 +9,6 @@ where it stopped.
 
 from __future__ import annotations
 
-import json
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,10 +16,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
 from rs_pipeline.core.scoring.base import Stage, TrainableScorer
 from rs_pipeline.core.scoring.loss import bradley_terry_loss, pairwise_accuracy
+from rs_pipeline.core.training.schedule import warmup_cosine
+from rs_pipeline.core.training.snapshots import Snapshots
 
 
 @dataclass(frozen=True)
@@ -69,12 +68,8 @@ class TrainState:
 
 
 def lr_at(step: int, plan: StagePlan) -> float:
-    """Linear warmup to `lr`, then cosine decay to zero at the stage's last step."""
-    if plan.warmup_steps and step < plan.warmup_steps:
-        return plan.lr * (step + 1) / plan.warmup_steps
-    span = max(plan.steps - plan.warmup_steps, 1)
-    progress = min((step - plan.warmup_steps) / span, 1.0)
-    return plan.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    """The stage's learning rate: warmup, then cosine to zero at its last step."""
+    return warmup_cosine(step, lr=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps)
 
 
 def _batch_order(n: int, stage_index: int, step: int, plan: TrainPlan) -> list[int]:
@@ -131,50 +126,10 @@ def _set_stage(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]
     return params
 
 
-def _save_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
-    sd = opt.state_dict()
-    tensors = {
-        f"{idx}.{key}": value.detach().cpu().contiguous()
-        for idx, slots in sd["state"].items()
-        for key, value in slots.items()
-    }
-    save_file(tensors, str(folder / "optimizer.safetensors"))
-    (folder / "optimizer.json").write_text(json.dumps(sd["param_groups"]))
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
-    state: dict[int, dict] = {}
-    for name, value in load_file(str(folder / "optimizer.safetensors")).items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    groups = json.loads((folder / "optimizer.json").read_text())
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _checkpoint(model, opt, state: TrainState, folder: Path) -> None:
-    """Write weights, optimizer and state beside, then swap in: a crash leaves the old one."""
-    from safetensors.torch import save_model
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(tmp / "weights.safetensors"))
-    _save_optimizer(opt, tmp)
-    rng = {"cpu": torch.get_rng_state()}  # dropout draws: a resumed run repeats them exactly
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state()
-    save_file(rng, str(tmp / "rng.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(asdict(state)))
-    if folder.exists():
-        for f in folder.iterdir():
-            f.unlink()
-        folder.rmdir()
-    tmp.rename(folder)
-
-
-def _restore(model, folder: Path, name: str = "weights.safetensors") -> None:
+def _restore_best(model, ckpt: Path) -> None:
     from safetensors.torch import load_model
 
-    load_model(model, str(folder / name))
+    load_model(model, str(ckpt / "best.safetensors"))
 
 
 def _keep_best(model, acc: float, state: TrainState, ckpt: Path) -> None:
@@ -203,8 +158,9 @@ def _run_stage(model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path
     sp = plan.stages[state.stage_index]
     params = _set_stage(model, sp.stage)
     opt = torch.optim.AdamW(params, lr=sp.lr, weight_decay=plan.weight_decay)
-    if state.step and (ckpt / "last" / "optimizer.safetensors").exists():
-        _load_optimizer(opt, ckpt / "last")
+    last = Snapshots(ckpt / "last")
+    if state.step and last.progress() is not None:  # mid-stage: the stage's own moments
+        last.restore_optimizer(opt)
     taken = 0
     while state.step < sp.steps:
         for group in opt.param_groups:
@@ -223,7 +179,7 @@ def _run_stage(model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path
             point = {"stage": sp.stage, "step": state.step, "loss": loss.item()}
             state.history.append(point | {"val_accuracy": acc, "lr": lr_at(state.step - 1, sp)})
             _keep_best(model, acc, state, ckpt)
-            _checkpoint(model, opt, state, ckpt / "last")
+            last.save(model=model, optimizer=opt, progress=asdict(state))
             log(f"stage {sp.stage} step {state.step}/{sp.steps} loss {loss.item():.4f} "
                 f"val_acc {acc:.4f}")  # fmt: skip
             if state.evals_without_gain >= plan.patience:
@@ -247,14 +203,11 @@ def train_scorer(
     ckpt = Path(checkpoint_dir)
     torch.manual_seed(plan.seed)
     model.to(device).train()
-    state, resumed = TrainState(), (ckpt / "last" / "state.json").exists()
+    last = Snapshots(ckpt / "last")
+    progress = last.progress()
+    state, resumed = TrainState(**(progress or {})), progress is not None
     if resumed:
-        state = TrainState(**json.loads((ckpt / "last" / "state.json").read_text()))
-        _restore(model, ckpt / "last")
-        rng = load_file(str(ckpt / "last" / "rng.safetensors"))
-        torch.set_rng_state(rng["cpu"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state(rng["cuda"])
+        last.restore_model(model)
         log(f"resuming at stage {state.stage_index} step {state.step}")
     else:  # the untrained scorer is a candidate too: a prior head may already be the best
         _recalibrate(model, train)
@@ -266,7 +219,7 @@ def train_scorer(
     while state.stage_index < len(plan.stages):
         steps += _run_stage(model, train, val, plan, state, ckpt, device, log)
         if (ckpt / "best.safetensors").exists():
-            _restore(model, ckpt, "best.safetensors")  # each stage starts from the best so far
+            _restore_best(model, ckpt)  # each stage starts from the best so far
         state.stage_index, state.step, state.evals_without_gain = state.stage_index + 1, 0, 0
     model.eval()
     return TrainResult(state.best_accuracy, steps, resumed, state.history)

@@ -7,18 +7,16 @@ uncurated pool the curated selections are cut from, so the comparison is like fo
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from rs_pipeline.core.artifacts import ArtifactStore
-from rs_pipeline.core.captions.stage import captions_dir
-from rs_pipeline.core.evaluation.results import ALL_SELECTION, parse_selection
+from rs_pipeline.core.layout import CAPTIONS_ASSET, CAPTIONS_FILE, captioned_batches, captions_dir
+from rs_pipeline.core.names import ALL_SELECTION, parse_selection
 from rs_pipeline.core.records import SELECTION_SCHEMA
 
 ALL_REASON = "identity selection: every ok caption candidate of every batch"
-_BATCH = re.compile(r"batch=([^/]+)/captions\.parquet$")
 
 
 @dataclass(frozen=True)
@@ -43,21 +41,24 @@ class SelectionManifest:
         return self.table.num_rows
 
 
-def captioned_batches(store: ArtifactStore) -> list[str]:
-    """Batches with caption_candidates under the artifact root, sorted."""
-    found = store.fs.glob(store.path("caption_candidates", "batch=*", "captions.parquet"))
-    return sorted(m.group(1) for f in found if (m := _BATCH.search(f)))
-
-
 def _all_pairs(store: ArtifactStore) -> pa.Table:
     rows = []
     for batch in captioned_batches(store):
-        for c in store.read_table(captions_dir(batch), "captions.parquet").to_pylist():
+        for c in store.read_table(captions_dir(batch), CAPTIONS_FILE).to_pylist():
             if c["status"] == "ok":
-                rows.append({"selection": ALL_SELECTION, "scorer_version": "all", "batch": batch,
-                             "sample_id": c["sample_id"], "caption_id": c["caption_id"],
-                             "text": c["text"], "score": None, "rank": None,
-                             "reason": ALL_REASON})  # fmt: skip
+                rows.append(
+                    {
+                        "selection": ALL_SELECTION,
+                        "scorer_version": "all",
+                        "batch": batch,
+                        "sample_id": c["sample_id"],
+                        "caption_id": c["caption_id"],
+                        "text": c["text"],
+                        "score": None,
+                        "rank": None,
+                        "reason": ALL_REASON,
+                    }
+                )
     return pa.Table.from_pylist(rows, schema=SELECTION_SCHEMA)
 
 
@@ -67,7 +68,7 @@ def load_selection(store: ArtifactStore, name: str) -> SelectionManifest:
         table = _all_pairs(store)
         if not table.num_rows:
             raise FileNotFoundError(
-                f"no caption_candidates under {store.url('caption_candidates')}: "
+                f"no caption_candidates under {store.url(CAPTIONS_ASSET)}: "
                 "materialize rs_images and caption_candidates for at least one batch first"
             )
         return SelectionManifest(name, table)

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from rs_pipeline.core.artifacts import ArtifactStore
-from rs_pipeline.core.captions.stage import captions_dir
 from rs_pipeline.core.config import PipelineConfig
-from rs_pipeline.core.ingest.stage import batch_dir
-from rs_pipeline.core.layout import scores_dir
+from rs_pipeline.core.layout import (
+    CAPTIONS_FILE,
+    SCORES_FILE,
+    SUBSETS_ASSET,
+    captions_dir,
+    images_dir,
+    scored_batches,
+    scores_dir,
+    subsets_dir,
+)
 from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.names import selection_name
 from rs_pipeline.core.records import SELECTION_SCHEMA
-from rs_pipeline.core.selection.topk import Churn, ScoredPair, churn, select_top, selection_name
+from rs_pipeline.core.selection.topk import Churn, ScoredPair, churn, select_top
 from rs_pipeline.core.selection.webdataset import write_shards
-
-ASSET = "curated_subsets"
-_BATCH = re.compile(r"batch=([^/]+)/scores\.parquet$")
-
-
-def subsets_dir(version: str) -> str:
-    """Folder of one scorer version's selections under the artifact root."""
-    return f"{ASSET}/version={version}"
 
 
 @dataclass
@@ -41,25 +40,20 @@ class SubsetsReport:
     previous_version: str | None = None
 
 
-def scored_batches(store: ArtifactStore, version: str) -> list[str]:
-    """Batches that have pair_scores under `version`, sorted."""
-    found = store.fs.glob(store.path(f"pair_scores/version={version}", "batch=*", "*.parquet"))
-    return sorted(m.group(1) for f in found if (m := _BATCH.search(f)))
-
-
 def _pool(cfg: PipelineConfig, store: ArtifactStore, version: str, batch: str):
     """ScoredPairs of one batch, with texts and strata, keyed by caption id."""
-    scores = store.read_table(scores_dir(version, batch), "scores.parquet").to_pylist()
-    caps = store.read_table(captions_dir(batch), "captions.parquet").to_pylist()
+    scores = store.read_table(scores_dir(version, batch), SCORES_FILE).to_pylist()
+    caps = store.read_table(captions_dir(batch), CAPTIONS_FILE).to_pylist()
     text = {c["caption_id"]: c["text"] for c in caps}
-    samples = store.read_table(batch_dir(batch), "samples.parquet").to_pylist()
+    samples = store.read_table(images_dir(batch), "samples.parquet").to_pylist()
     stratum_of = {s["sample_id"]: s.get(cfg.selection.stratify) or "" for s in samples}
     offset = image_means(scores) if cfg.selection.score_norm == "per_image" else {}
-    return [
-        (ScoredPair(r["sample_id"], r["caption_id"], r["score"] - offset.get(r["sample_id"], 0.0),
-                    stratum_of[r["sample_id"]]), batch, text[r["caption_id"]])
-        for r in scores
-    ]  # fmt: skip
+    pairs = []
+    for r in scores:
+        sid, cid = r["sample_id"], r["caption_id"]
+        score = r["score"] - offset.get(sid, 0.0)
+        pairs.append((ScoredPair(sid, cid, score=score, stratum=stratum_of[sid]), batch, text[cid]))
+    return pairs
 
 
 def image_means(scores: list[dict]) -> dict[str, float]:
@@ -76,7 +70,7 @@ def _previous(lineage: LineageStore, version: str) -> str | None:
     rows = lineage.query(
         "SELECT partition_key FROM writes WHERE table_name = 'selections' AND asset = ? "
         "AND partition_key <> ? ORDER BY written_at DESC LIMIT 1",
-        [ASSET, version],
+        [SUBSETS_ASSET, version],
     ).to_pylist()
     return rows[0]["partition_key"] if rows else None
 
@@ -97,12 +91,26 @@ def run_curated_subsets(
     note = " (score centred on its image's mean)" if cfg.selection.score_norm == "per_image" else ""
     for ratio in cfg.selection.ratios:
         name = selection_name(version, ratio)
-        kept = select_top([p for p, _, _ in pool], ratio, cfg.selection.stratify != "none",
-                          cfg.selection.max_per_image)  # fmt: skip
-        rows = [{"selection": name, "scorer_version": version, "batch": by_caption[k.caption_id][0],
-                 "sample_id": k.sample_id, "caption_id": k.caption_id,
-                 "text": by_caption[k.caption_id][1], "score": k.score, "rank": k.rank,
-                 "reason": k.reason + note} for k in kept]  # fmt: skip
+        kept = select_top(
+            [p for p, _, _ in pool],
+            ratio,
+            stratified=cfg.selection.stratify != "none",
+            max_per_image=cfg.selection.max_per_image,
+        )
+        rows = [
+            {
+                "selection": name,
+                "scorer_version": version,
+                "batch": by_caption[k.caption_id][0],
+                "sample_id": k.sample_id,
+                "caption_id": k.caption_id,
+                "text": by_caption[k.caption_id][1],
+                "score": k.score,
+                "rank": k.rank,
+                "reason": k.reason + note,
+            }
+            for k in kept
+        ]
         table = pa.Table.from_pylist(rows, schema=SELECTION_SCHEMA)
         rep.urls[name] = store.write_table(table, subsets_dir(version), f"{name}.parquet")
         rep.kept[name] = len(rows)
@@ -117,8 +125,9 @@ def run_curated_subsets(
                 {k.caption_id for k in kept},
             )
     all_rows = pa.concat_tables(tables) if tables else SELECTION_SCHEMA.empty_table()
-    lineage.replace_partition("selections", all_rows, asset=ASSET, partition_key=version,
-                              run_id=run_id)  # fmt: skip
+    lineage.replace_partition(
+        "selections", all_rows, asset=SUBSETS_ASSET, partition_key=version, run_id=run_id
+    )
     return rep
 
 

@@ -35,11 +35,6 @@ class Selected:
     reason: str
 
 
-def selection_name(scorer_version: str, percent: float) -> str:
-    """`clip-head-3f9a1c@30`; percents print without a trailing `.0`."""
-    return f"{scorer_version}@{percent:g}"
-
-
 def _tiebreak(p: ScoredPair) -> str:
     return hashlib.sha256(f"{p.sample_id}|{p.caption_id}".encode()).hexdigest()
 
@@ -60,14 +55,15 @@ def _top(
         if max_per_image and taken[p.sample_id] >= max_per_image:
             continue
         taken[p.sample_id] += 1
-        out.append(Selected(p.sample_id, p.caption_id, p.score, len(out),
-                            f"rank {i + 1}/{len(ordered)} {label}{note}"))  # fmt: skip
+        reason = f"rank {i + 1}/{len(ordered)} {label}{note}"
+        out.append(Selected(p.sample_id, p.caption_id, score=p.score, rank=len(out), reason=reason))
     return out
 
 
 def select_top(
     pairs: Sequence[ScoredPair],
     percent: float,
+    *,
     stratified: bool = False,
     max_per_image: int | None = None,
 ) -> list[Selected]:

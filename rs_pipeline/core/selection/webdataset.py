@@ -18,6 +18,9 @@ from rs_pipeline.core.ingest.images import load_image_bytes
 
 _EXT = {"JPEG": "jpg", "PNG": "png"}
 
+# The pair fields each shard member carries in its `.json`.
+_META_KEYS = ("selection", "sample_id", "caption_id", "batch", "score", "rank", "reason")
+
 
 def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
@@ -33,8 +36,7 @@ def _shard(rows: list[dict], images: dict[str, tuple[str, bytes]]) -> bytes:
             key = r["caption_id"]  # unique per pair, no dots: a valid WebDataset key
             _member(tar, f"{key}.{_EXT.get(fmt, 'png')}", data)
             _member(tar, f"{key}.txt", r["text"].encode())
-            meta = {k: r[k] for k in ("selection", "sample_id", "caption_id", "batch", "score",
-                                      "rank", "reason")}  # fmt: skip
+            meta = {k: r[k] for k in _META_KEYS}
             _member(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
     return buf.getvalue()
 

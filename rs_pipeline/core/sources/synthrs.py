@@ -8,7 +8,6 @@ acquisition facts) is known rather than guessed, which makes it a test bed for c
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import math
@@ -18,26 +17,20 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rs_pipeline.core.seeds import seed_from
 from rs_pipeline.core.sources.base import GeoMetadata, RawItem
 from rs_pipeline.core.sources.synthrs_scenes import BACKGROUNDS, PALETTE, Zones
+from rs_pipeline.core.vocabulary import POSITION_GRID, SCENE_CLASSES
 
-SCENE_CLASSES: tuple[str, ...] = (
-    "farmland", "forest", "lake", "river", "residential", "industrial",
-    "airport", "harbor", "parking_lot", "desert", "beach", "storage_tanks",
-)  # fmt: skip
-POSITIONS: tuple[tuple[str, ...], ...] = (
-    ("top left", "top", "top right"),
-    ("left", "center", "right"),
-    ("bottom left", "bottom", "bottom right"),
-)
 _ALLOWED = ", ".join(SCENE_CLASSES)
 MIN_SIZE, MAX_SIZE = 16, 1024  # the same bounds the source config accepts
 SENSOR = "SynthRS-aerial"
+SEED_BITS = 53  # tile seeds go into annotation JSON: 53 bits survive readers that use doubles
 
 
 def grid_position(x: float, y: float) -> str:
     """The 3x3-grid cell name of a point in [0,1] tile coordinates."""
-    return POSITIONS[min(int(y * 3), 2)][min(int(x * 3), 2)]
+    return POSITION_GRID[min(int(y * 3), 2)][min(int(x * 3), 2)]
 
 
 @dataclass(frozen=True)
@@ -119,12 +112,6 @@ _SCENES: dict[str, tuple[tuple[float, float], tuple[_Rule, ...]]] = {
         ("boat", 0, 3, ("white", "red", "blue"), (4, 6), "water"))),
     "storage_tanks": ((1.0, 2.0), (("storage_tank", 2, 8, ("white", "grey"), (10, 15), "tank"),)),
 }  # fmt: skip
-
-
-def _derive_seed(*parts: object) -> int:
-    """A stable seed from any parts; 53 bits so it survives JSON readers that use doubles."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 53) - 1)
 
 
 def _reorient(rng, rgb: np.ndarray, zones: Zones) -> tuple[np.ndarray, Zones]:
@@ -246,7 +233,7 @@ def render_tile(seed: int, scene_class: str, size: int = 64) -> tuple[Image.Imag
         raise ValueError(f"unknown scene class {scene_class!r}; allowed: {_ALLOWED}")
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"size must be an int in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
-    rng = np.random.default_rng(_derive_seed("synthrs-tile", seed, scene_class))
+    rng = np.random.default_rng(seed_from("synthrs-tile", seed, scene_class, bits=SEED_BITS))
     rgb, zones = _reorient(rng, *BACKGROUNDS[scene_class](rng, size))
     # Per-tile exposure and colour cast, plus sensor grain, as between real acquisitions.
     rgb = rgb * rng.uniform(0.9, 1.1) + rng.uniform(-6, 6, 3) + rng.normal(0, 2.5, (size, size, 1))
@@ -293,7 +280,7 @@ class SynthRSSource:
     def class_order(self, batch: str) -> list[str]:
         """Scene class of each tile in `batch`: classes reshuffled every round, so balanced."""
         # Whole rounds keep per-class counts within one, and a longer batch extends a shorter one.
-        rng = np.random.default_rng(_derive_seed("synthrs-order", self.seed, batch))
+        rng = np.random.default_rng(seed_from("synthrs-order", self.seed, batch, bits=SEED_BITS))
         order: list[str] = []
         while len(order) < self.count:
             order += [self.classes[i] for i in rng.permutation(len(self.classes))]
@@ -302,9 +289,8 @@ class SynthRSSource:
     def iter_items(self, batch: str) -> Iterator[RawItem]:
         """Yield the batch's tiles as encoded PNGs with label, geo and ground truth."""
         for i, scene_class in enumerate(self.class_order(batch)):
-            image, annotation = render_tile(
-                _derive_seed("synthrs-item", self.seed, batch, i), scene_class, self.size
-            )
+            tile_seed = seed_from("synthrs-item", self.seed, batch, i, bits=SEED_BITS)
+            image, annotation = render_tile(tile_seed, scene_class, self.size)
             yield RawItem(
                 uri=f"synthrs://{self.name}/{batch}/{i:06d}",
                 source=self.name,

@@ -12,12 +12,15 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-# Object colours by name: captions name them, so they are exact, never jittered.
-PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (196, 48, 40), "white": (238, 238, 232), "grey": (138, 138, 136),
-    "blue": (40, 82, 178), "green": (52, 136, 56), "yellow": (232, 198, 40),
-    "black": (26, 26, 30), "brown": (124, 84, 48), "orange": (236, 124, 30),
-}  # fmt: skip
+from rs_pipeline.core.vocabulary import COLOURS
+
+# Object colours, one RGB per name of COLOURS in its order: captions name them, so they are
+# exact, never jittered.
+PALETTE: dict[str, tuple[int, int, int]] = dict(zip(COLOURS, (
+    (196, 48, 40), (238, 238, 232), (138, 138, 136),  # red, white, grey
+    (40, 82, 178), (52, 136, 56), (232, 198, 40),  # blue, green, yellow
+    (26, 26, 30), (124, 84, 48), (236, 124, 30),  # black, brown, orange
+), strict=True))  # fmt: skip
 
 # ---- background textures: each returns float RGB (size, size, 3) and placement zones ----------
 # A zone is a boolean mask (objects go anywhere inside it) or a list of (x, y, angle) slots

@@ -7,7 +7,6 @@ A fixed number of optimisation steps, whatever the data size, keeps selections c
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from open_clip.loss import ClipLoss
 from PIL import Image
 
 from rs_pipeline.core.training.locked_text import LockedText
+from rs_pipeline.core.training.schedule import warmup_cosine
 from rs_pipeline.core.training.snapshots import Snapshots
 
 
@@ -32,14 +32,6 @@ class ContrastivePlan:
     grad_clip: float = 1.0
     seed: int = 0
     lock_text: bool = False  # a pretrained text encoder stays frozen (see locked_text.py)
-
-
-def cosine_lr(step: int, plan: ContrastivePlan) -> float:
-    """Linear warmup, then cosine decay to zero."""
-    if step < plan.warmup_steps:
-        return plan.lr * (step + 1) / plan.warmup_steps
-    progress = (step - plan.warmup_steps) / max(plan.steps - plan.warmup_steps, 1)
-    return plan.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def _batches(n: int, plan: ContrastivePlan):
@@ -64,12 +56,23 @@ def _forward(model, tokenizer, locked: LockedText | None, images, texts: list[st
     return img, locked.encode(model, texts), model.logit_scale.exp()
 
 
+def _resume(snapshots: Snapshots | None, model, opt) -> tuple[int, list[float]]:
+    """(steps done, losses so far) from the plan's snapshot, loaded into model and opt."""
+    progress = snapshots.progress() if snapshots else None
+    if progress is None:
+        return 0, []
+    snapshots.restore_model(model)
+    snapshots.restore_optimizer(opt)
+    return int(progress["step"]), list(progress["losses"])
+
+
 def train_contrastive(
     model: torch.nn.Module,
     preprocess: Callable,
     tokenizer: Callable,
     pairs: Sequence[tuple[Image.Image, str]],
     plan: ContrastivePlan,
+    *,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
     snapshots: Snapshots | None = None,
@@ -89,14 +92,16 @@ def train_contrastive(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
     loss_fn, cuda = ClipLoss(), device.startswith("cuda")
-    start, losses = snapshots.restore(model, opt) if snapshots else (0, [])
+    start, losses = _resume(snapshots, model, opt)
     if start and log:
         log(f"contrastive: resumed at step {start}/{plan.steps}")
     for step, idx in enumerate(_batches(len(pairs), plan)):
         if step < start:
             continue  # replaying the seeded order keeps the resumed batches identical
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, plan)
+            group["lr"] = warmup_cosine(
+                step, lr=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps
+            )
         images = torch.stack([preprocess(pairs[i][0]) for i in idx]).to(device)  # (B, 3, H, W)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             img, txt, scale = _forward(model, tokenizer, locked, images, [texts_of[i] for i in idx])
@@ -109,6 +114,8 @@ def train_contrastive(
         if log and (step + 1) % 25 == 0:
             log(f"contrastive step {step + 1}/{plan.steps} loss {loss.item():.4f}")
         if snapshots and snapshot_every and (step + 1) % snapshot_every == 0:
-            snapshots.save(step + 1, model, opt, losses)
+            snapshots.save(
+                model=model, optimizer=opt, progress={"step": step + 1, "losses": losses}
+            )
     model.eval()
     return losses

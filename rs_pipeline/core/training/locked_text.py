@@ -32,8 +32,14 @@ def _fingerprint(tower: torch.nn.Module) -> str:
 class LockedText:
     """Frozen encoder features of every text of a training set, projected per batch."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Callable, texts: Sequence[str],
-                 device: str = "cpu", batch_size: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Callable,
+        texts: Sequence[str],
+        device: str = "cpu",
+        batch_size: int = 256,
+    ) -> None:
         tower = getattr(model, "text", None)
         if not all(hasattr(tower, a) for a in ("transformer", "pooler", "proj")):
             raise ValueError(

@@ -1,20 +1,47 @@
-"""Resumable training state in safetensors: weights, AdamW moments, RNG and the loss history.
+"""Resumable training state in safetensors: weights, AdamW moments, RNG and progress.
 
-A snapshot belongs to one plan (its `key`); a snapshot of a different plan is ignored rather
-than resumed, so changing steps or learning rate never continues a stale run.
+The one save/resume mechanism of every trainer (CLIP fine-tuning, score models). A snapshot
+belongs to one plan (its `key`): a snapshot of a different plan is ignored rather than
+resumed, so changing steps or learning rate never continues a stale run. `progress` is the
+trainer's own JSON record (step, losses, stage, best accuracy ...).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 _OPT = "optimizer."  # optimizer tensors are stored as `optimizer.<param index>.<name>`
+_MODEL = "model."
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """AdamW state as (tensors by name, 0-dim scalars by param index)."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, float]] = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value) and value.dim() > 0:
+                tensors[f"{_OPT}{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = float(value)
+    return tensors, scalars
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    # dropout and sampling draws: a resumed run repeats them exactly
+    rng = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["rng.cuda"] = torch.cuda.get_rng_state()
+    return rng
 
 
 @dataclass
@@ -22,61 +49,75 @@ class Snapshots:
     """One folder holding the latest snapshot of one training run."""
 
     folder: Path
-    key: str  # identifies the plan + data; a mismatch means start afresh
+    key: str = ""  # identifies the plan + data; a mismatch means start afresh
 
     @property
     def _tensors(self) -> Path:
-        return self.folder / "snapshot.safetensors"
+        return Path(self.folder) / "snapshot.safetensors"
 
     @property
     def _meta(self) -> Path:
-        return self.folder / "snapshot.json"
+        return Path(self.folder) / "snapshot.json"
 
-    def save(self, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
-             losses: list[float]) -> None:  # fmt: skip
-        """Write atomically (temp file + rename): a crash mid-write keeps the previous one."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def save(
+        self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict
+    ) -> None:
+        """Write both files atomically (temp file + rename); a shared token ties them, so a
+        crash between the two renames is read as no snapshot, never as a mixed one."""
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
         tensors = {
-            f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+            f"{_MODEL}{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
         }
-        scalars: dict[str, dict[str, float]] = {}
-        for idx, state in opt.state_dict()["state"].items():
-            for name, value in state.items():
-                if torch.is_tensor(value) and value.dim() > 0:
-                    tensors[f"{_OPT}{idx}.{name}"] = value.detach().cpu().contiguous()
-                else:
-                    scalars.setdefault(str(idx), {})[name] = float(value)
-        tensors["rng.torch"] = torch.get_rng_state()
+        opt_tensors, scalars = _optimizer_tensors(optimizer)
+        tensors |= opt_tensors | _rng_tensors()
+        token = uuid.uuid4().hex
         tmp = self._tensors.with_suffix(".tmp")
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={"token": token})
         os.replace(tmp, self._tensors)
-        meta = {"key": self.key, "step": step, "losses": losses, "scalars": scalars}
+        meta = {"key": self.key, "token": token, "progress": progress, "scalars": scalars}
         self._meta.with_suffix(".tmp").write_text(json.dumps(meta))
         os.replace(self._meta.with_suffix(".tmp"), self._meta)
 
-    def restore(
-        self, model: torch.nn.Module, opt: torch.optim.Optimizer
-    ) -> tuple[int, list[float]]:
-        """Load the snapshot into `model` and `opt`; (steps done, losses), or (0, []) if none."""
+    def _meta_if_valid(self) -> dict[str, Any] | None:
         if not (self._meta.is_file() and self._tensors.is_file()):
-            return 0, []
+            return None
         meta = json.loads(self._meta.read_text())
         if meta.get("key") != self.key:
-            return 0, []
+            return None
+        with safe_open(str(self._tensors), "pt") as fh:
+            if (fh.metadata() or {}).get("token") != meta.get("token"):
+                return None
+        return meta
+
+    def progress(self) -> dict | None:
+        """The saved progress record, or None when there is no usable snapshot of this plan."""
+        meta = self._meta_if_valid()
+        return None if meta is None else meta["progress"]
+
+    def restore_model(self, model: torch.nn.Module) -> None:
+        """Load the snapshot's weights into `model` and its RNG state into torch."""
         tensors = load_file(str(self._tensors))
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        n = len(_MODEL)
+        model.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(_MODEL)})
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+    def restore_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Load the saved moments into `optimizer` (built over the same parameters)."""
+        meta = self._meta_if_valid()
+        if meta is None:
+            raise FileNotFoundError(f"no snapshot of plan {self.key!r} in {self.folder}")
         state: dict[int, dict] = {}
-        for k, v in tensors.items():
+        for k, v in load_file(str(self._tensors)).items():
             if k.startswith(_OPT):
                 idx, name = k[len(_OPT) :].split(".", 1)
                 state.setdefault(int(idx), {})[name] = v
         for idx, scalars in meta["scalars"].items():
             for name, value in scalars.items():
                 state.setdefault(int(idx), {})[name] = torch.tensor(value)
-        saved = opt.state_dict()
-        opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
-        torch.set_rng_state(tensors["rng.torch"])
-        return int(meta["step"]), list(meta["losses"])
+        groups = optimizer.state_dict()["param_groups"]  # lr is set per step by the schedule
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
 
     def clear(self) -> None:
         """Remove the snapshot once the final checkpoint is safely written."""

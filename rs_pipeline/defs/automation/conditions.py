@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from rs_pipeline.core.config import load_config
-from rs_pipeline.core.evaluation.results import ALL_SELECTION
+from rs_pipeline.core.names import ALL_SELECTION
 from rs_pipeline.core.scoring.versions import current_version
 
 AC = dg.AutomationCondition

@@ -5,7 +5,8 @@ import base64
 import dagster as dg
 
 from rs_pipeline.core.evaluation.report import ACCURACY_PNG, paired_markdown, table_records
-from rs_pipeline.core.evaluation.stage import ASSET, run_evaluation_report
+from rs_pipeline.core.evaluation.stage import run_evaluation_report
+from rs_pipeline.core.layout import REPORT_ASSET
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
 
@@ -35,7 +36,7 @@ def evaluation_report(
     accuracy against selection ratio and of kept vs dropped scores; MD/HTML/JSON files."""
     store = artifacts.store()
     rep = run_evaluation_report(settings.load(), store, lineage.store())
-    png = base64.b64encode(store.fs.cat_file(store.path(ASSET, ACCURACY_PNG))).decode()
+    png = base64.b64encode(store.fs.cat_file(store.path(REPORT_ASSET, ACCURACY_PNG))).decode()
     context.log.info("\n" + rep.markdown)
     return dg.MaterializeResult(
         metadata={

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rs_pipeline.core.training.stage import run_clip_checkpoints
+from rs_pipeline.core.finetune.stage import run_clip_checkpoints
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import selection_partitions
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
@@ -33,8 +33,14 @@ def clip_checkpoints(
 ) -> dg.MaterializeResult:
     """One open_clip checkpoint per configured seed, trained for the same number of steps on
     this selection's pairs, with its evaluation on every configured benchmark."""
-    rep = run_clip_checkpoints(settings.load(), context.partition_key, artifacts.store(),
-                               lineage.store(), context.run_id, log=context.log.info)  # fmt: skip
+    rep = run_clip_checkpoints(
+        cfg=settings.load(),
+        selection=context.partition_key,
+        store=artifacts.store(),
+        lineage=lineage.store(),
+        run_id=context.run_id,
+        log=context.log.info,
+    )
     top1 = [r.value for r in rep.results if r.metric == "top1"]
     return dg.MaterializeResult(
         metadata={

@@ -91,8 +91,12 @@ def pair_scores(
     def score(key: str) -> dict:
         dims = _dimensions(key)
         rep = run_pair_scores(cfg, dims["scorer_version"], dims["batch"], store, db, context.run_id)
-        return {"pairs": rep.pairs, "images": rep.images, "mean_score": rep.mean_score,
-                "scores": dg.MetadataValue.path(rep.url)}  # fmt: skip
+        return {
+            "pairs": rep.pairs,
+            "images": rep.images,
+            "mean_score": rep.mean_score,
+            "scores": dg.MetadataValue.path(rep.url),
+        }
 
     parts = each_partition(context, score)
     md = run_metadata(parts, ("pairs", "images"))

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from rs_pipeline.core.evaluation.results import ALL_SELECTION
+from rs_pipeline.core.names import ALL_SELECTION
 from rs_pipeline.core.selection.stage import run_curated_subsets
 from rs_pipeline.defs.partitions import scorer_partitions, selection_partitions
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings

@@ -6,9 +6,10 @@ import pytest
 
 from rs_pipeline.core.captions.base import SampleView
 from rs_pipeline.core.captions.degraders import DEGRADATIONS, GENERIC, SynthRSDegrader
-from rs_pipeline.core.captions.facts import CLASS_PHRASES, noun, number_word
+from rs_pipeline.core.captions.facts import CLASS_PHRASES
 from rs_pipeline.core.captions.templates import article
-from rs_pipeline.core.sources.synthrs import SCENE_CLASSES, render_tile
+from rs_pipeline.core.sources.synthrs import render_tile
+from rs_pipeline.core.vocabulary import SCENE_CLASSES, noun, number_word
 
 
 def view(seed: int, cls: str) -> SampleView:

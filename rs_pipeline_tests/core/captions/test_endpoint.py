@@ -18,14 +18,15 @@ from PIL import Image
 
 from rs_pipeline.core.captions.base import Candidate, SampleView
 from rs_pipeline.core.captions.endpoint import (
-    DEFAULT_CAPTION_PROMPT,
     ChatClient,
     EndpointCaptioner,
-    EndpointConfig,
     EndpointError,
     EndpointJudge,
     parse_ranking,
 )
+from rs_pipeline.core.captions.registry import chat_client
+from rs_pipeline.core.config import EndpointSettings, config_from_dict
+from rs_pipeline.core.prompts import CAPTION_PROMPT
 
 PAPER_PROMPT = "Provide a factual description highlighting important details in this picture."
 
@@ -116,9 +117,15 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def client_for(url: str, sleep: Callable[[float], None] | None = None, **cfg: Any) -> ChatClient:
-    config = EndpointConfig(base_url=url, model="test-vlm", **{"api_key_env": None, **cfg})
-    return ChatClient(config, sleep=Sleeps() if sleep is None else sleep)
+def settings_for(url: str, **fields: Any) -> EndpointSettings:
+    return EndpointSettings(base_url=url, model="test-vlm", **{"api_key_env": None, **fields})
+
+
+def client_for(
+    url: str, sleep: Callable[[float], None] | None = None, backoff_s: float = 0.5, **fields: Any
+) -> ChatClient:
+    sleep = Sleeps() if sleep is None else sleep
+    return ChatClient(settings_for(url, **fields), backoff_s=backoff_s, sleep=sleep)
 
 
 def solid(color: tuple[int, int, int], size: int = 16) -> Image.Image:
@@ -145,7 +152,7 @@ def test_caption_request_carries_base64_image_and_prompt(server):
     server.script = [("ok", "  A green field with a road.  ")]
     captioner = EndpointCaptioner(client_for(server.base_url), prompt_version="p1")
     out = captioner.caption([sample("s1", (10, 120, 30))])
-    assert DEFAULT_CAPTION_PROMPT == PAPER_PROMPT
+    assert CAPTION_PROMPT == PAPER_PROMPT  # the paper's wording, pinned
     assert out == [Candidate("s1", "vlm-endpoint:test-vlm@p1", "A green field with a road.")]
     ((headers, body),) = server.received
     assert server.paths == ["/v1/chat/completions"]
@@ -247,7 +254,7 @@ def test_rate_limit_spaces_requests(server):
     clock = FakeClock()
     seen_at: list[float] = []
     server.on_request = lambda: seen_at.append(clock.now)
-    config = EndpointConfig(server.base_url, "test-vlm", api_key_env=None, max_requests_per_s=2)
+    config = settings_for(server.base_url, max_requests_per_s=2)
     client = ChatClient(config, clock=clock, sleep=clock.sleep)
     for _ in range(3):
         client.complete([{"role": "user", "content": "hi"}])
@@ -262,7 +269,7 @@ def test_rate_limit_spaces_requests(server):
 def test_api_key_comes_from_environment_and_never_appears_in_repr_or_errors(server, monkeypatch):
     secret = "sk-test-SECRET-42"
     monkeypatch.setenv("RS_TEST_VLM_KEY", secret)
-    config = EndpointConfig(server.base_url, "test-vlm", api_key_env="RS_TEST_VLM_KEY")
+    config = settings_for(server.base_url, api_key_env="RS_TEST_VLM_KEY")
     client = ChatClient(config, sleep=Sleeps())
     client.complete([{"role": "user", "content": "hi"}])
     assert server.received[-1][0]["Authorization"] == f"Bearer {secret}"
@@ -284,6 +291,28 @@ def test_api_key_comes_from_environment_and_never_appears_in_repr_or_errors(serv
     monkeypatch.delenv("RS_TEST_VLM_KEY")
     client.complete([{"role": "user", "content": "hi"}])
     assert "Authorization" not in server.received[-1][0]
+
+
+def test_client_takes_the_config_section_as_loaded(server, monkeypatch):
+    secret = "sk-from-env-7"
+    monkeypatch.setenv("RS_TEST_JUDGE_KEY", secret)
+    endpoint = {
+        "base_url": server.base_url,
+        "model": "judge-vlm",
+        "api_key_env": "RS_TEST_JUDGE_KEY",
+        "max_retries": 0,
+    }
+    settings = config_from_dict({"pairs": {"judge_endpoint": endpoint}}).pairs.judge_endpoint
+    client = chat_client(settings)
+    assert client.settings is settings  # the section itself: no second, hand-copied config
+    server.script = [("status", 503, "busy")]
+    with pytest.raises(EndpointError) as err:
+        client.complete([{"role": "user", "content": "hi"}])
+    assert err.value.attempts == 1  # max_retries: 0 from the YAML reached the client
+    client.complete([{"role": "user", "content": "hi"}])
+    headers, body = server.received[-1]
+    assert body["model"] == "judge-vlm" and headers["Authorization"] == f"Bearer {secret}"
+    assert secret not in repr(settings) and secret not in str(settings.model_dump())
 
 
 @pytest.mark.parametrize(

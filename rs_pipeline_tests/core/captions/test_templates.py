@@ -5,10 +5,10 @@ import re
 import pytest
 
 from rs_pipeline.core.captions.base import SampleView
-from rs_pipeline.core.captions.facts import NUMBER_WORDS, noun
 from rs_pipeline.core.captions.oracle import KIND_WORDS, assess_caption, caption_quality
 from rs_pipeline.core.captions.templates import FAMILIES, TemplateCaptioner, faithful_caption
-from rs_pipeline.core.sources.synthrs import SCENE_CLASSES, render_tile
+from rs_pipeline.core.sources.synthrs import render_tile
+from rs_pipeline.core.vocabulary import NUMBER_WORDS, SCENE_CLASSES, noun
 
 COUNTS = FAMILIES.index("counts")
 

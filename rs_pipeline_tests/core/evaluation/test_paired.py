@@ -18,7 +18,8 @@ from rs_pipeline.core.evaluation.report import (
     summarize,
     write_report,
 )
-from rs_pipeline.core.evaluation.results import EvalResult, parse_selection
+from rs_pipeline.core.evaluation.results import EvalResult
+from rs_pipeline.core.names import parse_selection
 
 TOP1 = Column("rsscn7", "top1")
 

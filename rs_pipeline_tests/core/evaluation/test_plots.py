@@ -5,7 +5,8 @@ from PIL import Image
 
 from rs_pipeline.core.evaluation import plots
 from rs_pipeline.core.evaluation.report import Column, ScoreSplit, summarize
-from rs_pipeline.core.evaluation.results import EvalResult, parse_selection
+from rs_pipeline.core.evaluation.results import EvalResult
+from rs_pipeline.core.names import parse_selection
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

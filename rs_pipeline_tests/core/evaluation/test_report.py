@@ -17,7 +17,8 @@ from rs_pipeline.core.evaluation.report import (
     table_records,
     write_report,
 )
-from rs_pipeline.core.evaluation.results import EvalResult, parse_selection
+from rs_pipeline.core.evaluation.results import EvalResult
+from rs_pipeline.core.names import parse_selection
 
 WHEN = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

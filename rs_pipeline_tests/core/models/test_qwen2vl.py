@@ -139,3 +139,13 @@ def test_missing_checkpoint_says_what_to_provide_offline(tmp_path, monkeypatch):
     (partial / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"lacks \*\.safetensors weights, tokenizer"):
         load_qwen2vl(partial)
+
+
+def test_the_model_layer_never_imports_a_data_source():
+    import ast
+
+    from rs_pipeline.core.models import qwen2vl
+
+    tree = ast.parse(Path(qwen2vl.__file__).read_text())
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in modules if m.startswith("rs_pipeline.core.sources")}

@@ -143,3 +143,22 @@ def test_judged_fraction_judges_a_stable_share_of_images_and_counts_the_rest(tmp
     assert all(is_judged(sid, 0.5, 0) for sid in judged)
     again = run(tmp_path / "again")
     assert {r["sample_id"] for r in pq.read_table(again.url).to_pylist()} == judged
+
+
+def test_split_follows_pairs_split_seed_not_captions_seed(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    store, lineage = ArtifactStore(cfg.storage.root), LineageStore(cfg.storage.lineage_db)
+    run_ingest(cfg, "b1", store, lineage, "r1")
+    run_captions(cfg, "b1", store, lineage, "r1")
+
+    def splits(**sections) -> dict[str, str]:
+        # Same stored captions every time: only the pairs stage sees the changed seed.
+        variant = load_config(write_config(tmp_path, **sections))
+        pairs = run_pairs(variant, "b1", store, lineage, "r1")
+        return {r["sample_id"]: r["split"] for r in pq.read_table(pairs.url).to_pylist()}
+
+    default = splits()
+    assert splits(captions={"seed": 5}) == default  # re-seeding captioners keeps train/val
+    assert splits(pairs={"split_seed": 0}) == default  # 0 is the split captions.seed 0 gave
+    moved = splits(pairs={"split_seed": 5})
+    assert moved.keys() == default.keys() and moved != default

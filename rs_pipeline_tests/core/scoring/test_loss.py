@@ -1,4 +1,4 @@
-"""Ranking losses match their definitions: Plackett-Luce by brute force, BT as its K=2 case."""
+"""The training loss matches its definition: Bradley-Terry is the paper's Plackett-Luce at K=2."""
 
 from __future__ import annotations
 
@@ -7,17 +7,12 @@ import math
 import pytest
 import torch
 
-from rs_pipeline.core.scoring.loss import (
-    BradleyTerryLoss,
-    PlackettLuceLoss,
-    bradley_terry_loss,
-    pairwise_accuracy,
-    plackett_luce_loss,
-)
+from rs_pipeline.core.scoring.loss import bradley_terry_loss, pairwise_accuracy
 
 
 def _brute_force_pl(rows: list[list[float]]) -> float:
-    """-log of the product of sequential softmax choices, best-first, averaged over rows."""
+    """Plackett-Luce by its definition: -log of the product of sequential softmax choices,
+    best-first, averaged over rows (the paper's listwise loss, kept here as the reference)."""
     total = 0.0
     for row in rows:
         probability = 1.0
@@ -28,23 +23,15 @@ def _brute_force_pl(rows: list[list[float]]) -> float:
     return total / len(rows)
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])
-def test_plackett_luce_equals_brute_force_product_of_choices(k):
-    scores = torch.randn(5, k, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
-    expected = _brute_force_pl(scores.tolist())
-    assert plackett_luce_loss(scores).item() == pytest.approx(expected, rel=1e-10)
-
-
-def test_plackett_luce_with_two_candidates_is_bradley_terry():
-    scores = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
-    pl = plackett_luce_loss(scores)
+def test_bradley_terry_is_plackett_luce_with_two_candidates():
+    scores = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     bt = bradley_terry_loss(scores[:, 0], scores[:, 1])
-    torch.testing.assert_close(pl, bt)
+    assert bt.item() == pytest.approx(_brute_force_pl(scores.tolist()), rel=1e-10)
 
 
-def test_plackett_luce_prefers_the_given_order():
-    best_first = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
-    assert plackett_luce_loss(best_first) < plackett_luce_loss(best_first.flip(-1))
+def test_bradley_terry_prefers_the_given_order():
+    chosen, rejected = torch.tensor([2.0, 1.0]), torch.tensor([0.0, -1.0])
+    assert bradley_terry_loss(chosen, rejected) < bradley_terry_loss(rejected, chosen)
 
 
 def test_bradley_terry_stays_finite_for_huge_margins():
@@ -54,10 +41,11 @@ def test_bradley_terry_stays_finite_for_huge_margins():
     assert loss.item() == pytest.approx(1000.0)  # mean of ~0 and 2000
 
 
-def test_losses_have_gradients():
-    scores = torch.randn(3, 4, requires_grad=True)
-    plackett_luce_loss(scores).backward()
-    assert scores.grad is not None and scores.grad.abs().sum() > 0
+def test_loss_has_gradients():
+    chosen, rejected = torch.randn(3, requires_grad=True), torch.randn(3, requires_grad=True)
+    bradley_terry_loss(chosen, rejected).backward()
+    assert chosen.grad is not None and chosen.grad.abs().sum() > 0
+    assert rejected.grad is not None and rejected.grad.abs().sum() > 0
 
 
 def test_pairwise_accuracy_counts_ties_half():
@@ -68,19 +56,9 @@ def test_pairwise_accuracy_counts_ties_half():
 
 
 def test_bad_shapes_fail_with_what_was_expected():
-    with pytest.raises(ValueError, match=r"\(B, K\)"):
-        plackett_luce_loss(torch.zeros(4))
     with pytest.raises(ValueError, match="differ"):
         bradley_terry_loss(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="differ"):
+        pairwise_accuracy(torch.zeros(3), torch.zeros(4))
     with pytest.raises(ValueError, match="at least one pair"):
         pairwise_accuracy(torch.zeros(0), torch.zeros(0))
-
-
-def test_module_wrappers_match_functions_and_name_their_terms():
-    scores = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(PlackettLuceLoss()(scores), plackett_luce_loss(scores))
-    named = PlackettLuceLoss(output_dict=True)(scores)
-    assert set(named) == {"plackett_luce_loss"}
-    chosen, rejected = scores[:, 0], scores[:, 1]
-    assert torch.equal(BradleyTerryLoss()(chosen, rejected), bradley_terry_loss(chosen, rejected))
-    assert set(BradleyTerryLoss(output_dict=True)(chosen, rejected)) == {"bradley_terry_loss"}

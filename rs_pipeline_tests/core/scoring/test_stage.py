@@ -5,8 +5,9 @@ import json
 import pytest
 
 from rs_pipeline.core.config import load_config
+from rs_pipeline.core.layout import model_dir
 from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
-from rs_pipeline.core.scoring.stage import model_dir, run_score_model
+from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.core.scoring.versions import scorer_version, versions
 from rs_pipeline_tests.core.pairs.test_stage import engine
 from rs_pipeline_tests.factories import write_config

@@ -1,13 +1,21 @@
+import os
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from rs_pipeline.core.config import ScorerSpec, ScoringConfig
+from rs_pipeline.core.scoring import versions
 from rs_pipeline.core.scoring.baselines import RandomScorer
 from rs_pipeline.core.scoring.clip_head import ClipHeadScorer
 from rs_pipeline.core.scoring.infer import PairStream, PairText, score_pairs
-from rs_pipeline.core.scoring.versions import scorer_version, spec_for
+from rs_pipeline.core.scoring.versions import (
+    cached_weights_digest,
+    scorer_version,
+    spec_for,
+    weights_digest,
+)
 from rs_pipeline.core.sources.synthrs import encode_png, render_tile
 
 
@@ -26,6 +34,42 @@ def test_registered_checkpoint_version_depends_on_its_weights(tmp_path):
     v1 = scorer_version(spec)
     (tmp_path / "model.safetensors").write_bytes(b"weights-2")
     assert scorer_version(spec) != v1
+
+
+def counting_reads(monkeypatch) -> list[int]:
+    """Count whole-weights hashes (each reads every byte) through `versions._hash_files`."""
+    reads, real = [], versions._hash_files
+
+    def counted(files):
+        reads.append(len(files))
+        return real(files)
+
+    monkeypatch.setattr(versions, "_hash_files", counted)
+    return reads
+
+
+def test_unchanged_weights_are_read_once_per_process(tmp_path, monkeypatch):
+    (tmp_path / "model.safetensors").write_bytes(b"weights-1")
+    reads = counting_reads(monkeypatch)
+    spec = ScorerSpec(name="ext", backend="clip_head", checkpoint=str(tmp_path))
+    first = [scorer_version(spec) for _ in range(5)]
+    assert len(set(first)) == 1 and len(reads) == 1
+    assert cached_weights_digest(tmp_path) == weights_digest(tmp_path)  # the same digest
+    assert len(reads) == 2  # weights_digest itself always reads
+
+
+def test_changed_weights_are_read_again(tmp_path, monkeypatch):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"weights-1")
+    reads = counting_reads(monkeypatch)
+    before = cached_weights_digest(tmp_path)
+    stat = weights.stat()
+    weights.write_bytes(b"weights-2")  # same size: only the times tell the change
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    after = cached_weights_digest(tmp_path)
+    assert after != before and after == weights_digest(tmp_path) and len(reads) == 3
+    (tmp_path / "extra.safetensors").write_bytes(b"more")  # a new file is a change too
+    assert cached_weights_digest(tmp_path) != after
 
 
 def test_unknown_version_lists_the_known_ones():

@@ -2,7 +2,8 @@ import random
 
 import pytest
 
-from rs_pipeline.core.selection.topk import ScoredPair, churn, select_top, selection_name
+from rs_pipeline.core.names import selection_name
+from rs_pipeline.core.selection.topk import ScoredPair, churn, select_top
 
 
 def pairs(n: int, strata=("a", "b")) -> list[ScoredPair]:

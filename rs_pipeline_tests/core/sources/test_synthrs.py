@@ -212,3 +212,19 @@ def test_source_rejects_unknown_classes_naming_allowed_ones():
     with pytest.raises(ValueError, match="volcano") as err:
         SynthRSSource("s", 3, classes=("lake", "volcano"))
     assert "storage_tanks" in str(err.value)
+
+
+def test_the_world_draws_only_on_the_shared_vocabulary():
+    from rs_pipeline.core import vocabulary as v
+    from rs_pipeline.core.captions.facts import CLASS_PHRASES
+    from rs_pipeline.core.captions.oracle import KIND_WORDS
+    from rs_pipeline.core.sources import synthrs, synthrs_scenes
+
+    assert SCENE_CLASSES is v.SCENE_CLASSES
+    assert tuple(synthrs._SCENES) == tuple(synthrs_scenes.BACKGROUNDS) == SCENE_CLASSES
+    assert tuple(CLASS_PHRASES) == SCENE_CLASSES  # degraders draw another class in this order
+    rule_kinds = {rule[0] for _, rules in synthrs._SCENES.values() for rule in rules}
+    assert rule_kinds == set(synthrs._SHAPES) == set(KIND_WORDS.values()) == set(v.OBJECT_KINDS)
+    rule_colours = {c for _, rules in synthrs._SCENES.values() for rule in rules for c in rule[3]}
+    assert rule_colours <= set(v.COLOURS) and tuple(PALETTE) == v.COLOURS
+    assert sorted(v.POSITIONS) == sorted(p for row in v.POSITION_GRID for p in row)

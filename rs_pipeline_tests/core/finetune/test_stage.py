@@ -6,11 +6,11 @@ import pytest
 from safetensors.torch import load_file
 
 from rs_pipeline.core.config import load_config
+from rs_pipeline.core.finetune.stage import run_clip_checkpoints
 from rs_pipeline.core.scoring.apply import run_pair_scores
 from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.core.scoring.versions import versions
 from rs_pipeline.core.selection.stage import run_curated_subsets
-from rs_pipeline.core.training.stage import run_clip_checkpoints
 from rs_pipeline_tests.core.pairs.test_stage import engine
 from rs_pipeline_tests.factories import encode, noise_rgb, write_config
 

@@ -23,26 +23,15 @@ from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
 from rs_pipeline.core.evaluation.benchmarks import Benchmark, load_benchmark
 from rs_pipeline.core.evaluation.clip_eval import evaluate_clip
-from rs_pipeline.core.evaluation.results import (
-    ALL_SELECTION,
-    EvalResult,
-    parse_selection,
-    results_table,
-)
+from rs_pipeline.core.evaluation.results import EvalResult, results_table
 from rs_pipeline.core.ingest.images import load_images
+from rs_pipeline.core.layout import CHECKPOINTS_ASSET, checkpoint_dir
 from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.names import ALL_SELECTION, parse_selection
 from rs_pipeline.core.records import CHECKPOINT_SCHEMA
 from rs_pipeline.core.selection.manifest import SelectionManifest, load_selection
 from rs_pipeline.core.training.contrastive import ContrastivePlan, train_contrastive
 from rs_pipeline.core.training.snapshots import Snapshots
-
-ASSET = "clip_checkpoints"
-
-
-def checkpoint_dir(selection: str, seed: int | None = None) -> str:
-    """Folder of one selection's checkpoints (or of one seed's) under the artifact root."""
-    base = f"{ASSET}/selection={selection}"
-    return base if seed is None else f"{base}/seed={seed}"
 
 
 @dataclass
@@ -104,7 +93,7 @@ def _pairs(store: ArtifactStore, manifest: SelectionManifest):
     return [(images[r["sample_id"]], r["text"]) for r in rows], len(images)
 
 
-def _train_seed(cfg, manifest, pairs, seed, store, device, log):
+def _train_seed(cfg: PipelineConfig, *, manifest, pairs, seed: int, store, device: str, log):
     """(model, preprocess_val, tokenizer, SeedRun) for one seed, trained or reused."""
     from rs_pipeline.core.models.clip import build_clip, load_clip_weights
 
@@ -116,25 +105,45 @@ def _train_seed(cfg, manifest, pairs, seed, store, device, log):
             with tempfile.TemporaryDirectory() as tmp:
                 store.fs.get(store.path(folder, "model.safetensors"), f"{tmp}/m.safetensors")
                 load_clip_weights(model, f"{tmp}/m.safetensors")
-            return model, preprocess_val, tokenizer, SeedRun(seed, store.url(folder),
-                                                             meta["final_loss"], True)  # fmt: skip
+            run = SeedRun(seed, store.url(folder), meta["final_loss"], reused=True)
+            return model, preprocess_val, tokenizer, run
     if cfg.finetune.clip_weights:
         load_clip_weights(model, cfg.finetune.clip_weights)
-    snaps = Snapshots(Path(cfg.storage.work_dir) / ASSET / manifest.name / f"seed={seed}", key)
-    losses = train_contrastive(model, preprocess_train, tokenizer, pairs, plan_for(cfg, seed),
-                               device, log, snaps, cfg.finetune.checkpoint_every)  # fmt: skip
-    _write_checkpoint(store, folder, model, cfg, manifest, seed, key, losses)
+    snaps = Snapshots(
+        Path(cfg.storage.work_dir) / CHECKPOINTS_ASSET / manifest.name / f"seed={seed}", key
+    )
+    losses = train_contrastive(
+        model,
+        preprocess_train,
+        tokenizer,
+        pairs,
+        plan_for(cfg, seed),
+        device=device,
+        log=log,
+        snapshots=snaps,
+        snapshot_every=cfg.finetune.checkpoint_every,
+    )
+    meta = {
+        "key": key,
+        "selection": manifest.name,
+        "manifest_digest": manifest.digest,
+        "seed": seed,
+        "clip_model": cfg.finetune.clip_model,
+        "init_weights": cfg.finetune.clip_weights,
+        "plan": asdict(plan_for(cfg, seed)),
+        "train_pairs": len(manifest),
+        "final_loss": losses[-1],
+        "losses": losses,
+    }
+    _write_checkpoint(store, folder, model, meta)
     snaps.clear()
     return model, preprocess_val, tokenizer, SeedRun(seed, store.url(folder), losses[-1], False)
 
 
-def _write_checkpoint(store, folder, model, cfg, manifest, seed, key, losses) -> None:
+def _write_checkpoint(store: ArtifactStore, folder: str, model, meta: dict) -> None:
+    """safetensors weights + config.json naming the selection and its manifest digest."""
     from rs_pipeline.core.models.clip import save_clip_weights
 
-    meta = {"key": key, "selection": manifest.name, "manifest_digest": manifest.digest,
-            "seed": seed, "clip_model": cfg.finetune.clip_model,
-            "init_weights": cfg.finetune.clip_weights, "plan": asdict(plan_for(cfg, seed)),
-            "train_pairs": len(manifest), "final_loss": losses[-1], "losses": losses}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         save_clip_weights(model.cpu(), f"{tmp}/model.safetensors")
         store.fs.makedirs(store.path(folder), exist_ok=True)
@@ -170,18 +179,43 @@ def run_clip_checkpoints(
     pairs, n_images = _pairs(store, manifest)
     benches, excluded = _benchmarks(cfg, store)
     device = resolve_device(cfg.compute.device)
-    rep = CheckpointsReport(selection, manifest.digest, len(pairs), n_images, cfg.finetune.steps,
-                            excluded=excluded)  # fmt: skip
+    rep = CheckpointsReport(
+        selection=selection,
+        digest=manifest.digest,
+        train_pairs=len(pairs),
+        train_images=n_images,
+        steps=cfg.finetune.steps,
+        excluded=excluded,
+    )
     for seed in cfg.finetune.seeds:
-        model, preprocess, tokenizer, run = _train_seed(cfg, manifest, pairs, seed, store,
-                                                        device, log)  # fmt: skip
+        model, preprocess, tokenizer, run = _train_seed(
+            cfg, manifest=manifest, pairs=pairs, seed=seed, store=store, device=device, log=log
+        )
         rep.runs.append(run)
         for bench in benches:
-            metrics = evaluate_clip(model, preprocess, tokenizer, bench,
-                                    cfg.evaluation.batch_size, device)  # fmt: skip
-            rep.results += [EvalResult(selection, scorer, percent, seed, bench.name, m, v,
-                                       len(bench.images), excluded[bench.name], run.url)
-                            for m, v in metrics.items()]  # fmt: skip
+            metrics = evaluate_clip(
+                model,
+                preprocess,
+                tokenizer,
+                bench,
+                batch_size=cfg.evaluation.batch_size,
+                device=device,
+            )
+            rep.results += [
+                EvalResult(
+                    selection=selection,
+                    scorer=scorer,
+                    percent=percent,
+                    seed=seed,
+                    benchmark=bench.name,
+                    metric=m,
+                    value=v,
+                    n_images=len(bench.images),
+                    excluded=excluded[bench.name],
+                    checkpoint=run.url,
+                )
+                for m, v in metrics.items()
+            ]
     _record(rep, manifest, store, lineage, run_id)
     return rep
 
@@ -203,9 +237,9 @@ def _record(rep: CheckpointsReport, manifest, store, lineage: LineageStore, run_
         }
         for r in rep.runs
     ]
-    tag = {"asset": ASSET, "partition_key": rep.selection, "run_id": run_id}
-    lineage.replace_partition("checkpoints", pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA),
-                              **tag)  # fmt: skip
+    tag = {"asset": CHECKPOINTS_ASSET, "partition_key": rep.selection, "run_id": run_id}
+    checkpoints = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
+    lineage.replace_partition("checkpoints", checkpoints, **tag)
     lineage.replace_partition("eval_results", table, **tag)
     if rep.selection == ALL_SELECTION:  # the identity selection's rows, so lineage can join them
         lineage.replace_partition("selections", manifest.table, **tag)
