@@ -16,8 +16,11 @@ from functools import partial
 import dagster as dg
 
 from rs_pipeline.core.config import PipelineConfig, load_config
+from rs_pipeline.core.finetune.stage import trains_clip
 from rs_pipeline.core.names import ALL_SELECTION, check_batch_key, selection_name
 from rs_pipeline.core.scoring.versions import versions
+from rs_pipeline.core.vlm.bon_stage import runs_bon
+from rs_pipeline.core.vlm.stage import trains_vlm
 from rs_pipeline.defs.graph import ASSETS, BATCH_ASSETS, toposorted
 from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions, selection_partitions
 from rs_pipeline.defs.resources import build_resources
@@ -170,13 +173,23 @@ def materialize_scorers(
 
 
 def selections_of(cfg: PipelineConfig) -> list[str]:
-    """Every selection the configuration fine-tunes on: each scorer x ratio, then `all@100`."""
+    """Every selection of the configuration: each scorer x ratio, then `all@100`."""
     names = [selection_name(v, r) for v in versions(cfg.scoring) for r in cfg.selection.ratios]
-    return names + ([ALL_SELECTION] if cfg.finetune.include_all else [])
+    return names + [ALL_SELECTION]
+
+
+# Which selections each selection-partitioned asset trains on (CLIP: every selection; the VLM:
+# `vlm.ratios`, the paper's top 60%), from the core stage that decides it.
+TRAINS_ON: dict[str, Callable[[PipelineConfig, str], bool]] = {
+    "clip_checkpoints": trains_clip,
+    "vlm_checkpoints": trains_vlm,
+    "bon_eval": runs_bon,
+}
 
 
 def materialize_evaluation(config: str, instance: dg.DagsterInstance | None = None) -> LaunchResult:
-    """Fine-tune CLIP on every configured selection, then write the evaluation report.
+    """Fine-tune CLIP (and the VLM, with its best-of-N) on every configured selection, then
+    write the evaluation report.
 
     Selection partitions are registered by curated_subsets: run `materialize_scorers` first.
     """
@@ -184,7 +197,8 @@ def materialize_evaluation(config: str, instance: dg.DagsterInstance | None = No
     runs = _Runs(resources=build_resources(config), instance=instance or _instance())
     for name in selections_of(cfg):
         for asset in PHASES[selection_partitions.name]:
-            runs.materialize([asset], partition_key=name, suffix=f"[{name}]")
+            if TRAINS_ON[asset.key.to_user_string()](cfg, name):
+                runs.materialize([asset], partition_key=name, suffix=f"[{name}]")
     if runs.success:
         runs.materialize(PHASES[None])
     return runs.result(cfg, batch="")

@@ -22,8 +22,21 @@ def ran(tmp_path_factory):
         {"name": "random", "backend": "random"},
         {"name": "coin", "backend": "random", "seed": 1},
     ]
+    # The VLM on the 30% selections and all@100, a few steps: the path, not the result.
+    vlm = {
+        "enabled": True,
+        "ratios": [30],
+        "steps": 3,
+        "batch_size": 4,
+        "seeds": [0],
+        "vqa_count": 3,
+        "max_new_tokens": 3,
+        "bon": {"n": [1, 2], "max_questions": 4, "clip_scorer": None},
+    }
     config = write_config(
-        tmp_path_factory.mktemp("run"), scoring={"scorers": scorers, "current": "random"}
+        tmp_path_factory.mktemp("run"),
+        scoring={"scorers": scorers, "current": "random"},
+        vlm=vlm,
     )
     with dg.instance_for_test() as instance, pytest.MonkeyPatch.context() as mp:
         mp.setattr(launch, "_instance", lambda: instance)
@@ -70,3 +83,16 @@ def test_every_selection_checkpoint_is_a_dagster_partition_with_lineage(ran):
     assert "all@100" in keys and len(keys) == 1 + len(load_config(config).scoring.scorers)
     mats = instance.fetch_materializations(dg.AssetKey("clip_checkpoints"), limit=100)
     assert {m.asset_materialization.partition for m in mats.records} == set(keys)
+
+
+def test_vlm_checkpoints_and_bon_eval_are_materialized_for_the_vlm_selections(ran):
+    config, instance, _ = ran
+    keys = set(instance.get_dynamic_partitions("selection"))
+    for asset in ("vlm_checkpoints", "bon_eval"):
+        mats = instance.fetch_materializations(dg.AssetKey(asset), limit=100)
+        assert {m.asset_materialization.partition for m in mats.records} == keys  # all at 30%
+    event = instance.get_latest_materialization_event(dg.AssetKey("bon_eval"))
+    assert event.asset_materialization.metadata["scorer_version"].value.startswith("random-")
+    cfg = load_config(config)
+    doc = json.loads((Path(cfg.storage.root) / "evaluation_report" / "report.json").read_text())
+    assert doc["vqa"] and doc["bon"]

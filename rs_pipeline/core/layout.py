@@ -11,6 +11,8 @@ stage of another floor just to learn a folder name.
     pair_scores/version=<v>/batch=<b>/scores.parquet
     curated_subsets/version=<v>/<selection>.parquet
     clip_checkpoints/selection=<s>/seed=<n>/
+    vlm_checkpoints/selection=<s>/{sft/, seed=<n>/}
+    bon_eval/selection=<s>/bon.parquet
     evaluation_report/
 """
 
@@ -28,6 +30,8 @@ SCORE_MODEL_ASSET = "score_model"
 SCORES_ASSET = "pair_scores"
 SUBSETS_ASSET = "curated_subsets"
 CHECKPOINTS_ASSET = "clip_checkpoints"
+VLM_CHECKPOINTS_ASSET = "vlm_checkpoints"
+BON_ASSET = "bon_eval"
 REPORT_ASSET = "evaluation_report"
 
 CAPTIONS_FILE = "captions.parquet"
@@ -76,6 +80,22 @@ def checkpoint_dir(selection: str, seed: int | None = None) -> str:
     """Folder of one selection's checkpoints (or of one seed's)."""
     base = f"{CHECKPOINTS_ASSET}/selection={selection}"
     return base if seed is None else f"{base}/seed={seed}"
+
+
+def vlm_checkpoint_dir(selection: str, seed: int | None = None) -> str:
+    """Folder of one selection's VLM checkpoints (or of one seed's)."""
+    base = f"{VLM_CHECKPOINTS_ASSET}/selection={selection}"
+    return base if seed is None else f"{base}/seed={seed}"
+
+
+def sft_dir(selection: str) -> str:
+    """Folder of one selection's VLM training set (ShareGPT records + images)."""
+    return f"{vlm_checkpoint_dir(selection)}/sft"
+
+
+def bon_dir(selection: str) -> str:
+    """Folder of one selection's best-of-N results."""
+    return f"{BON_ASSET}/selection={selection}"
 
 
 def batches_under(store: ArtifactStore, folder: str, filename: str) -> list[str]:

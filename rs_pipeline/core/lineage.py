@@ -20,6 +20,7 @@ from filelock import FileLock
 
 from rs_pipeline.core.layout import SCORES_ASSET
 from rs_pipeline.core.records import (
+    BON_SCHEMA,
     CAPTION_SCHEMA,
     CHECKPOINT_SCHEMA,
     EVAL_SCHEMA,
@@ -28,6 +29,7 @@ from rs_pipeline.core.records import (
     SAMPLE_SCHEMA,
     SCORE_SCHEMA,
     SELECTION_SCHEMA,
+    VLM_CHECKPOINT_SCHEMA,
 )
 
 # Every lineage row says which asset, partition and run wrote it.
@@ -42,6 +44,8 @@ TABLES: dict[str, pa.Schema] = {
     "selections": SELECTION_SCHEMA,
     "checkpoints": CHECKPOINT_SCHEMA,
     "eval_results": EVAL_SCHEMA,
+    "vlm_checkpoints": VLM_CHECKPOINT_SCHEMA,
+    "bon_results": BON_SCHEMA,
 }
 
 _META_DDL = "CREATE TABLE IF NOT EXISTS lineage_meta (name VARCHAR PRIMARY KEY, value VARCHAR)"

@@ -240,6 +240,39 @@ CHECKPOINT_SCHEMA = pa.schema(
 )
 
 
+# One VLM fine-tuned on one selection with one seed (grain of `vlm_checkpoints`).
+VLM_CHECKPOINT_SCHEMA = pa.schema(
+    [
+        ("selection", pa.string()),
+        ("seed", pa.int64()),
+        ("manifest_digest", pa.string()),  # sha256 of the selection's sorted caption ids
+        ("base_model", pa.string()),  # `tiny` or the local checkpoint folder trained from
+        ("adapter", pa.bool_()),  # LoRA adapters (True) or full weights (False)
+        ("train_examples", pa.int64()),  # caption + VQA examples in the ShareGPT set
+        ("train_images", pa.int64()),
+        ("steps", pa.int64()),
+        ("final_loss", pa.float64()),
+        ("url", pa.string()),
+    ]
+)
+
+
+# Best-of-N accuracy of one VLM checkpoint: one strategy at one N on one benchmark.
+BON_SCHEMA = pa.schema(
+    [
+        ("selection", pa.string()),
+        ("seed", pa.int64()),
+        ("benchmark", pa.string()),
+        ("scorer_version", pa.string()),  # the scorer that ranked the N answers
+        ("strategy", pa.string()),  # greedy | scorer | random | majority | clipscore
+        ("n", pa.int64()),  # answers sampled per question (1 for greedy)
+        ("accuracy", pa.float64()),
+        ("questions", pa.int64()),
+        ("checkpoint", pa.string()),
+    ]
+)
+
+
 # One metric of one checkpoint on one benchmark (grain of `eval_results`).
 EVAL_SCHEMA = pa.schema(
     [

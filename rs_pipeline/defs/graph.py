@@ -19,6 +19,7 @@ from rs_pipeline.defs.pairs.assets import preference_pairs
 from rs_pipeline.defs.partitions import batch_partitions
 from rs_pipeline.defs.scoring.assets import pair_scores, score_model
 from rs_pipeline.defs.selection.assets import curated_subsets
+from rs_pipeline.defs.vlm.assets import bon_eval, vlm_checkpoints
 
 ASSETS = [
     rs_images,
@@ -28,6 +29,8 @@ ASSETS = [
     pair_scores,
     curated_subsets,
     clip_checkpoints,
+    vlm_checkpoints,
+    bon_eval,
     evaluation_report,
 ]
 

@@ -77,3 +77,14 @@ def test_paper_preset_without_the_weights_says_where_to_put_them():
 
     with pytest.raises(FileNotFoundError, match="point `checkpoint:` at a local folder"):
         versions(load_config("paper").scoring)
+
+
+def test_vlm_ratios_outside_the_selection_ratios_fail_naming_both_keys():
+    with pytest.raises(ConfigError, match=r"vlm.ratios \[60.0\] are not in selection.ratios"):
+        config_from_dict({"vlm": {"enabled": True, "ratios": [60]}, "selection": {"ratios": [30]}})
+    cfg = config_from_dict(
+        {"vlm": {"enabled": True, "ratios": [60]}, "selection": {"ratios": [30, 60]}}
+    )
+    assert (
+        cfg.vlm.ratios == (60.0,) and cfg.vlm.lora == "auto" and cfg.vlm.bon.n == (1, 2, 4, 8, 10)
+    )

@@ -39,17 +39,20 @@ from rs_pipeline.core.config.data import (
 from rs_pipeline.core.config.models import (
     AutomationConfig,
     BenchmarkConfig,
+    BestOfNConfig,
     EvaluationConfig,
     FinetuneConfig,
     ScorerSpec,
     ScoringConfig,
     SelectionConfig,
     TrainStageSettings,
+    VLMConfig,
 )
 
 __all__ = [
     "AutomationConfig",
     "BenchmarkConfig",
+    "BestOfNConfig",
     "CaptionsConfig",
     "ComputeConfig",
     "ConfigError",
@@ -77,6 +80,7 @@ __all__ = [
     "SynthRSSourceConfig",
     "TemplateCaptionerConfig",
     "TrainStageSettings",
+    "VLMConfig",
     "VLMCaptionerConfig",
     "VQAConfig",
     "config_from_dict",
@@ -98,10 +102,21 @@ class PipelineConfig(Section):
     scoring: ScoringConfig = ScoringConfig()
     selection: SelectionConfig = SelectionConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    vlm: VLMConfig = VLMConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     automation: AutomationConfig = AutomationConfig()
     storage: StorageConfig = StorageConfig()
     compute: ComputeConfig = ComputeConfig()
+
+    @model_validator(mode="after")
+    def _vlm_ratios_selected(self) -> PipelineConfig:
+        missing = sorted(set(self.vlm.ratios) - set(self.selection.ratios))
+        if self.vlm.enabled and missing:
+            raise ValueError(
+                f"vlm.ratios {missing} are not in selection.ratios {list(self.selection.ratios)}: "
+                "add them to selection.ratios or change vlm.ratios"
+            )
+        return self
 
     @model_validator(mode="after")
     def _source_names_unique(self) -> PipelineConfig:

@@ -131,6 +131,59 @@ class FinetuneConfig(Section):
     include_all: bool = Field(True, description="also train on `all@100`, the uncurated pool")
 
 
+class BestOfNConfig(Section):
+    """Best-of-N at test time: N sampled answers per question, one kept per strategy."""
+
+    enabled: bool = True
+    n: tuple[int, ...] = Field((1, 2, 4, 8, 10), min_length=1, description="answers sampled")
+    temperature: float = Field(0.85, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    scorer: str | None = Field(None, description="scorer name that ranks; None: scoring.current")
+    clip_scorer: str | None = Field(
+        "clipscore", description="scorer name of the CLIP-score pick baseline; None: skip it"
+    )
+    max_questions: int | None = Field(
+        120, ge=1, description="questions per benchmark (N samples each); None: all"
+    )
+
+    @model_validator(mode="after")
+    def _n_positive(self) -> BestOfNConfig:
+        if any(n < 1 for n in self.n):
+            raise ValueError(f"vlm.bon.n must be >= 1, got {list(self.n)}")
+        return self
+
+
+class VLMConfig(Section):
+    """VLM supervised fine-tuning on selections (the paper: Qwen2-VL, LoRA, the top 60%)."""
+
+    enabled: bool = Field(False, description="materialize vlm_checkpoints and bon_eval")
+    model: str = Field(
+        "tiny", description="tiny: a seeded tiny Qwen2-VL built from config; else a local folder"
+    )
+    ratios: tuple[float, ...] = Field(
+        (60.0,), description="selection percents the VLM trains on (each in selection.ratios)"
+    )
+    include_all: bool = Field(True, description="also train on `all@100`, the uncurated pool")
+    lora: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: LoRA on a local checkpoint, full fine-tuning on tiny"
+    )
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: int = Field(8, ge=1)
+    steps: int = Field(60, ge=1, description="optimisation steps, the same for every selection")
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    seeds: tuple[int, ...] = Field((0,), min_length=1)
+    vqa_per_image: int = Field(4, ge=0, description="VQA pairs (chosen answers) per image")
+    checkpoint_every: int = Field(20, ge=1, description="steps between resumable snapshots")
+    max_new_tokens: int = Field(12, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    vqa_count: int = Field(60, ge=1, description="held-out SynthRS tiles asked VQA questions")
+    vqa_seed: int = Field(20_011, description="held-out SynthRS VQA tiles: never a training seed")
+    bon: BestOfNConfig = BestOfNConfig()
+
+
 class BenchmarkConfig(Section):
     """One evaluation set: a labelled ImageFolder, a caption file, or held-out SynthRS tiles."""
 

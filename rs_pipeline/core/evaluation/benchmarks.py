@@ -15,8 +15,11 @@ from dataclasses import dataclass, field, replace
 from fsspec.core import url_to_fs
 from PIL import Image
 
-from rs_pipeline.core.config import BenchmarkConfig
+from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.config import BenchmarkConfig, PipelineConfig
 from rs_pipeline.core.evaluation.metrics import class_prompts
+from rs_pipeline.core.names import ALL_SELECTION
+from rs_pipeline.core.selection.manifest import load_selection
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -147,3 +150,17 @@ def load_benchmark(cfg: BenchmarkConfig) -> Benchmark:
     """Read one configured benchmark into memory."""
     loaders = {"classification": _imagefolder, "retrieval": _caption_file, "synthrs": _synthrs}
     return loaders[cfg.kind](cfg)
+
+
+def decontaminated_benchmarks(
+    cfg: PipelineConfig, store: ArtifactStore
+) -> tuple[list[Benchmark], dict[str, int]]:
+    """Configured benchmarks without images the training pool holds (the same for every
+    selection and model family, so all are scored on identical images), and the count
+    removed from each benchmark."""
+    benches = [load_benchmark(b) for b in cfg.evaluation.benchmarks]
+    if not cfg.evaluation.decontaminate:
+        return benches, {b.name: 0 for b in benches}
+    pool = set(load_selection(store, ALL_SELECTION).table.column("sample_id").to_pylist())
+    cleaned = [b.without(pool) for b in benches]
+    return [b for b, _ in cleaned], {b.name: n for b, n in cleaned}

@@ -1,4 +1,5 @@
-"""Report plots as PNG bytes: accuracy against selection ratio, kept/dropped score histograms.
+"""Report plots as PNG bytes: accuracy against selection ratio, kept/dropped score histograms,
+best-of-N accuracy against N.
 
 Figures are built on the object API with the Agg canvas, never pyplot: no global figure state,
 safe in threads (Dagster's in-process executor) and on machines without a display.
@@ -15,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from rs_pipeline.core.evaluation.bon_summary import GREEDY, BonLine, BonTable
 from rs_pipeline.core.evaluation.summary import Column, ReportTable, ScoreSplit
 from rs_pipeline.core.names import ALL_SELECTION
 
@@ -116,4 +118,37 @@ def score_histograms(splits: Sequence[ScoreSplit], bins: int = 30) -> bytes:
                 )
         ax.set(title=split.selection, xlabel="score", ylabel="pairs")
         ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _bon_panel(ax: Axes, benchmark: str, lines: list[BonLine], colors: dict[str, str]) -> None:
+    for line in lines:
+        if line.strategy == GREEDY:
+            continue
+        xs = [c.n for c in line.cells]
+        ys, errs = [c.mean for c in line.cells], [c.std for c in line.cells]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=colors[line.strategy],
+                    label=line.strategy)  # fmt: skip
+    greedy = next((x.cell(1) for x in lines if x.strategy == GREEDY), None)
+    if greedy is not None:
+        # One greedy answer per question has no N: a level every best-of-N line is read against.
+        ax.axhline(greedy.mean, ls="--", color="0.35", lw=1, label=GREEDY)
+        ax.axhspan(greedy.mean - greedy.std, greedy.mean + greedy.std, color="0.5", alpha=0.15,
+                   lw=0)  # fmt: skip
+    ax.set(title=benchmark, xlabel="N (answers sampled)", ylabel="accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def bon_accuracy_vs_n(table: BonTable) -> bytes:
+    """PNG: per benchmark, accuracy vs N of each strategy pooled over checkpoints (mean ± std),
+    greedy decoding as a dashed level."""
+    if not table.lines:
+        raise ValueError("no best-of-N lines to plot: materialize bon_eval first")
+    strategies = sorted({x.strategy for x in table.lines if x.strategy != GREEDY})
+    colors = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(strategies)}
+    fig, axes = _figure(len(table.benchmarks))
+    for ax, bench in zip(axes, table.benchmarks, strict=True):
+        _bon_panel(ax, bench, table.pooled(bench), colors)
+        ax.set_xticks(table.ns)
     return _png(fig)

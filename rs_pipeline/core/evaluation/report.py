@@ -1,8 +1,12 @@
 """The evaluation report: Markdown, HTML and JSON with PNG plots under one artifact folder.
 
-The numbers come from `summary.summarize` (and the paired statistics from `paired`); this module
-renders and writes them. Its names are re-exported so callers import the whole report API from
-here.
+The numbers come from `summary.summarize` (and the paired statistics from `paired`), the
+formatted rows from `tables`; this module lays them out and writes them. Its names are
+re-exported so callers import the whole report API from here.
+
+CLIP metrics and a VLM's VQA accuracies arrive mixed (one lineage table) and are split by
+metric name, so each family gets its own table. The model-family, VQA and best-of-N sections
+come after the CLIP ones and only when they have rows, so a CLIP-only report reads as before.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import json
 import posixpath
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from fsspec.implementations.local import LocalFileSystem
 
 from rs_pipeline.core.artifacts import ArtifactStore
+from rs_pipeline.core.evaluation.bon_summary import BonResult, BonTable, summarize_bon
 from rs_pipeline.core.evaluation.paired import (
-    PAIRED_BASELINE,
     PairedDiff,
     PairedRow,
     oracle_share,
@@ -35,20 +39,40 @@ from rs_pipeline.core.evaluation.summary import (
     ReportRow,
     ReportTable,
     ScoreSplit,
+    TrainedOn,
+    split_results,
     summarize,
 )
-from rs_pipeline.core.names import ALL_SELECTION
+from rs_pipeline.core.evaluation.tables import (
+    PAIRED_HEADING,
+    VS_ALL,
+    VS_BASELINE,
+    bon_records,
+    counts_records,
+    markdown_records,
+    markdown_table,
+    paired_markdown,
+    paired_records,
+    table_records,
+    trained_on_records,
+)
 
 __all__ = [
     "Cell",
     "Column",
     "Counts",
+    "PAIRED_HEADING",
+    "VS_ALL",
+    "VS_BASELINE",
     "PairedDiff",
     "PairedRow",
     "ReportPaths",
     "ReportRow",
     "ReportTable",
     "ScoreSplit",
+    "TrainedOn",
+    "VlmSections",
+    "bon_records",
     "markdown_table",
     "oracle_share",
     "paired",
@@ -58,12 +82,17 @@ __all__ = [
     "paired_rows",
     "summarize",
     "table_records",
+    "trained_on_records",
     "write_report",
 ]
 
 ACCURACY_PNG, HISTOGRAM_PNG = "accuracy_vs_ratio.png", "score_histograms.png"
-PAIRED_HEADING = "Paired differences (per seed, mean ± SE; * beyond 2 SE)"
-VS_ALL, VS_BASELINE = f"vs {ALL_SELECTION}", f"vs {PAIRED_BASELINE}@same %"
+BON_PNG = "bon_accuracy_vs_n.png"
+TRAINED_HEADING = "Which selections each model family trained on"
+VQA_HEADING = "VQA accuracy"
+VQA_PAIRED_HEADING = f"VQA {PAIRED_HEADING[0].lower()}{PAIRED_HEADING[1:]}"
+BON_HEADING = "Best-of-N accuracy (mean ± std over checkpoints; pooled, then per selection)"
+BON_PLOT_HEADING = "Best-of-N accuracy vs N"
 
 
 @dataclass(frozen=True)
@@ -77,78 +106,16 @@ class ReportPaths:
     plots: dict[str, str] = field(hash=False)  # file name -> URL
 
 
-def _cell_text(row: ReportRow, col: Column, digits: int) -> str:
-    cell = row.cell(col)
-    if cell is None:
-        return "—"
-    n = len(cell.values)
-    short = f" (n={n})" if n < len(row.seeds) else ""  # a seed is missing for this cell
-    return cell.format(digits) + short
+@dataclass(frozen=True)
+class VlmSections:
+    """What the report shows beyond CLIP; every part empty where no VLM was trained."""
+
+    vqa: ReportTable | None = None  # VQA accuracies, selections x (benchmark, vqa metric)
+    bon: BonTable | None = None
+    trained_on: tuple[TrainedOn, ...] = ()
 
 
-def table_records(
-    table: ReportTable, columns: Sequence[Column] | None = None, digits: int = 3
-) -> list[dict[str, str | int]]:
-    """One flat record per row (selection, seeds, one formatted cell per column)."""
-    cols = tuple(columns or table.headline_columns)
-    return [
-        {
-            "selection": r.selection,
-            "seeds": len(r.seeds),
-            **{c.label: _cell_text(r, c, digits) for c in cols},
-        }
-        for r in table.rows
-    ]
-
-
-def _counts_records(table: ReportTable) -> list[dict[str, str | int]]:
-    def text(row: ReportRow, bench: str) -> str:
-        k = next((k for k in row.counts if k.benchmark == bench), None)
-        return "—" if k is None else f"{k.n_images} ({k.excluded} excluded)"
-
-    return [
-        {"selection": r.selection, **{b: text(r, b) for b in table.benchmarks}} for r in table.rows
-    ]
-
-
-def _markdown(records: list[dict[str, str | int]]) -> str:
-    heads = list(records[0])
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join(str(r[h]) for h in heads) + " |" for r in records]
-    return "\n".join(lines)
-
-
-def markdown_table(
-    table: ReportTable, columns: Sequence[Column] | None = None, digits: int = 3
-) -> str:
-    """The headline table (or `columns`) as Markdown, cells like `0.612 ± 0.021`."""
-    return _markdown(table_records(table, columns, digits))
-
-
-def _diff_text(diff: PairedDiff | None, seeds: int, digits: int) -> str:
-    if diff is None:
-        return "—"
-    short = f" (n={diff.n})" if diff.n < seeds else ""  # fewer seeds shared than the row ran
-    return diff.format(digits) + short
-
-
-def paired_records(table: ReportTable, digits: int = 3) -> list[dict[str, str | int]]:
-    """One record per row: its paired difference to all@100 and to clipscore at its percent."""
-    by_column = {c: paired_rows(table, c) for c in table.primary_columns}
-    records: list[dict[str, str | int]] = []
-    for i, row in enumerate(table.rows):
-        record: dict[str, str | int] = {"selection": row.selection}
-        for col, rows in by_column.items():
-            seeds = len(row.seeds)
-            record[f"{col.label} {VS_ALL}"] = _diff_text(rows[i].vs_all, seeds, digits)
-            record[f"{col.label} {VS_BASELINE}"] = _diff_text(rows[i].vs_baseline, seeds, digits)
-        records.append(record)
-    return records
-
-
-def paired_markdown(table: ReportTable, digits: int = 3) -> str:
-    """The paired-differences section (title line, then a Markdown table) for a terminal."""
-    return f"{PAIRED_HEADING}\n\n{_markdown(paired_records(table, digits))}"
+NO_VLM = VlmSections()  # a CLIP-only report
 
 
 def _paired_json(table: ReportTable) -> list[dict]:
@@ -179,34 +146,64 @@ _CSS = (
 )
 
 
-def _sections(table: ReportTable, plots: Sequence[str]) -> list[tuple[str, list | str]]:
-    """(heading, records or an image name) in reading order, shared by Markdown and HTML."""
-    out: list[tuple[str, list | str]] = [("Headline", table_records(table))]
-    out.append((PAIRED_HEADING, paired_records(table)))
-    out.append(("Images evaluated (after decontamination)", _counts_records(table)))
-    out += [(name.removesuffix(".png").replace("_", " ").capitalize(), name) for name in plots]
-    out.append(("All metrics", table_records(table, table.columns)))
+def _vlm_sections(vlm: VlmSections, plots: Sequence[str]) -> list[tuple[str, list | str]]:
+    """The model-family, VQA and best-of-N sections, each only where it has rows."""
+    out: list[tuple[str, list | str]] = []
+    if vlm.trained_on:
+        out.append((TRAINED_HEADING, trained_on_records(vlm.trained_on)))
+    if vlm.vqa is not None:
+        out.append((VQA_HEADING, table_records(vlm.vqa, vlm.vqa.columns)))
+        out.append((VQA_PAIRED_HEADING, paired_records(vlm.vqa)))
+    if vlm.bon is not None:
+        out.append((BON_HEADING, bon_records(vlm.bon)))
+        if BON_PNG in plots:
+            out.append((BON_PLOT_HEADING, BON_PNG))
     return out
 
 
-def render_markdown(table: ReportTable, title: str, generated_at: str, plots: Sequence[str]) -> str:
+def _sections(
+    table: ReportTable, plots: Sequence[str], vlm: VlmSections
+) -> list[tuple[str, list | str]]:
+    """(heading, records or an image name) in reading order, shared by Markdown and HTML."""
+    out: list[tuple[str, list | str]] = [("Headline", table_records(table))]
+    out.append((PAIRED_HEADING, paired_records(table)))
+    out.append(("Images evaluated (after decontamination)", counts_records(table)))
+    clip_plots = [name for name in plots if name != BON_PNG]  # the BoN plot sits with its table
+    out += [(name.removesuffix(".png").replace("_", " ").capitalize(), name) for name in clip_plots]
+    out.append(("All metrics", table_records(table, table.columns)))
+    return out + _vlm_sections(vlm, plots)
+
+
+def render_markdown(
+    table: ReportTable,
+    title: str,
+    generated_at: str,
+    plots: Sequence[str],
+    vlm: VlmSections = NO_VLM,
+) -> str:
     """The whole report as Markdown; images by relative name."""
     seeds = ", ".join(map(str, table.seeds))
     parts = [f"# {title}", f"Generated {generated_at}; seeds {seeds}; mean ± sample std."]
-    for heading, body in _sections(table, plots):
-        content = f"![{heading}]({body})" if isinstance(body, str) else _markdown(body)
+    for heading, body in _sections(table, plots, vlm):
+        content = f"![{heading}]({body})" if isinstance(body, str) else markdown_records(body)
         parts += [f"## {heading}", content]
     return "\n\n".join(parts) + "\n"
 
 
-def render_html(table: ReportTable, title: str, generated_at: str, plots: Sequence[str]) -> str:
+def render_html(
+    table: ReportTable,
+    title: str,
+    generated_at: str,
+    plots: Sequence[str],
+    vlm: VlmSections = NO_VLM,
+) -> str:
     """The whole report as one HTML page (inline CSS); images by relative name."""
     seeds = ", ".join(map(str, table.seeds))
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Generated {html.escape(generated_at)}; seeds {seeds}; mean ± sample std.</p>",
     ]
-    for heading, body in _sections(table, plots):
+    for heading, body in _sections(table, plots, vlm):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         parts.append(
             f'<img src="{html.escape(body)}" alt="{html.escape(heading)}">'
@@ -233,6 +230,46 @@ def _write(store: ArtifactStore, folder: str, name: str, data: bytes) -> str:
     return store.url(folder, name)
 
 
+def _write_plot(store: ArtifactStore, folder: str, name: str, png: bytes | None) -> str | None:
+    """Write one plot, or remove a stale one this report has nothing for (None)."""
+    if png is not None:
+        return _write(store, folder, name, png)
+    if store.fs.exists(store.path(folder, name)):
+        store.fs.rm(store.path(folder, name))
+    return None
+
+
+def _plots(
+    store: ArtifactStore,
+    folder: str,
+    table: ReportTable,
+    splits: Sequence[ScoreSplit],
+    bon: BonTable | None,
+) -> dict[str, str]:
+    """Write every plot this report has (file name -> URL), removing stale ones."""
+    # Imported here: matplotlib takes ~0.7 s to load; printing a table should not pay for it.
+    from rs_pipeline.core.evaluation import plots
+
+    pngs = {
+        ACCURACY_PNG: plots.accuracy_vs_ratio(table),
+        HISTOGRAM_PNG: plots.score_histograms(splits) if splits else None,
+        BON_PNG: plots.bon_accuracy_vs_n(bon) if bon is not None else None,
+    }
+    urls = {name: _write_plot(store, folder, name, png) for name, png in pngs.items()}
+    return {name: url for name, url in urls.items() if url is not None}
+
+
+def _vlm_json(vlm: VlmSections, bon: Sequence[BonResult]) -> dict:
+    """The `vqa`, `bon` and `trained_on` keys of report.json (None / [] where absent)."""
+    vqa = None
+    if vlm.vqa is not None:
+        vqa = {"table": vlm.vqa.to_dict(), "paired": _paired_json(vlm.vqa)}
+    best = None
+    if vlm.bon is not None:
+        best = {"table": vlm.bon.to_dict(), "results": [r.row() for r in bon]}
+    return {"vqa": vqa, "bon": best, "trained_on": [asdict(t) for t in vlm.trained_on]}
+
+
 def write_report(
     store: ArtifactStore,
     folder: str,
@@ -240,20 +277,25 @@ def write_report(
     splits: Sequence[ScoreSplit] = (),
     title: str = "Evaluation report",
     generated_at: datetime | None = None,
+    *,
+    bon: Sequence[BonResult] = (),
+    trained_on: Sequence[TrainedOn] = (),
 ) -> ReportPaths:
-    """Write report.md/.html/.json and the PNG plots under `folder`; re-writing replaces them."""
-    # Imported here: matplotlib takes ~0.7 s to load; printing a table should not pay for it.
-    from rs_pipeline.core.evaluation import plots
+    """Write report.md/.html/.json and the PNG plots under `folder`; re-writing replaces them.
 
-    table = summarize(results)
+    `results` may mix CLIP metrics and VQA accuracies (`vqa_*`): they are reported apart.
+    """
+    clip, vqa = split_results(results)
+    table = summarize(clip)
+    vlm = VlmSections(
+        vqa=summarize(vqa) if vqa else None,
+        bon=summarize_bon(bon) if bon else None,
+        trained_on=tuple(trained_on),
+    )
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
-    urls = {ACCURACY_PNG: _write(store, folder, ACCURACY_PNG, plots.accuracy_vs_ratio(table))}
-    if splits:
-        urls[HISTOGRAM_PNG] = _write(store, folder, HISTOGRAM_PNG, plots.score_histograms(splits))
-    elif store.fs.exists(store.path(folder, HISTOGRAM_PNG)):
-        store.fs.rm(store.path(folder, HISTOGRAM_PNG))  # stale: this report has no splits
-    md = render_markdown(table, title, when, list(urls)).encode()
-    page = render_html(table, title, when, list(urls)).encode()
+    urls = _plots(store, folder, table, splits, vlm.bon)
+    md = render_markdown(table, title, when, list(urls), vlm).encode()
+    page = render_html(table, title, when, list(urls), vlm).encode()
     md_url, html_url = (
         _write(store, folder, "report.md", md),
         _write(store, folder, "report.html", page),
@@ -268,6 +310,7 @@ def write_report(
         "table": table.to_dict(),
         "paired": _paired_json(table),
         "score_splits": [s.summary() for s in splits],
+        **_vlm_json(vlm, bon),
         "results": [r.row() for r in results],
         "files": {"markdown": md_url, "html": html_url, **urls},
     }

@@ -20,9 +20,15 @@ from rs_pipeline.core.names import ALL_SELECTION
 # Listed after learned scorers, in this order; `oracle` selects by known true quality (ceiling).
 BASELINE_SCORERS = ("clipscore", "random", "oracle")
 RECALLS = tuple(f"{d}_R@{k}" for d in ("t2i", "i2t") for k in (1, 5, 10))
-METRIC_ORDER = ("top1", "top5", "mean_recall", *RECALLS)  # column order within a benchmark
+# VLM accuracies share `eval_results` with CLIP metrics; this prefix alone tells them apart.
+VQA_PREFIX = "vqa_"
+VQA_TYPES = ("count", "presence", "class", "position", "scene")
+VQA_METRICS = (f"{VQA_PREFIX}all", *(f"{VQA_PREFIX}{t}" for t in VQA_TYPES))
+# Column order within a benchmark; CLIP and VQA metrics never share a table.
+METRIC_ORDER = ("top1", "top5", "mean_recall", *RECALLS, *VQA_METRICS)
 HEADLINE_METRICS = ("top1", "top5", "mean_recall", "t2i_R@1", "i2t_R@1")
-PRIMARY_METRICS = ("top1", "mean_recall")  # the one plotted per benchmark, first present wins
+# The one metric per benchmark of the plot and paired table, first present wins.
+PRIMARY_METRICS = ("top1", "mean_recall", "vqa_all")
 
 
 class Column(NamedTuple):
@@ -188,6 +194,28 @@ class ScoreSplit:
             "kept": stats(self.kept_scores),
             "dropped": stats(self.dropped_scores),
         }
+
+
+def is_vqa_metric(metric: str) -> bool:
+    """Whether a metric is a VLM's VQA accuracy (`vqa_<qtype>`, `vqa_all`), not a CLIP metric."""
+    return metric.startswith(VQA_PREFIX)
+
+
+def split_results(
+    results: Sequence[EvalResult],
+) -> tuple[list[EvalResult], list[EvalResult]]:
+    """(CLIP results, VQA results), each in input order: the two families never share a table."""
+    clip = [r for r in results if not is_vqa_metric(r.metric)]
+    return clip, [r for r in results if is_vqa_metric(r.metric)]
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """The seeds one model family (CLIP, VLM) was fine-tuned with on one selection."""
+
+    family: str
+    selection: str
+    seeds: tuple[int, ...]
 
 
 def _check(results: Sequence[EvalResult]) -> None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
-from rs_pipeline.core.evaluation.benchmarks import Benchmark, load_benchmark
+from rs_pipeline.core.evaluation.benchmarks import decontaminated_benchmarks
 from rs_pipeline.core.evaluation.clip_eval import evaluate_clip
 from rs_pipeline.core.evaluation.results import EvalResult, results_table
 from rs_pipeline.core.ingest.images import load_images
@@ -56,6 +56,11 @@ class CheckpointsReport:
     runs: list[SeedRun] = field(default_factory=list)
     results: list[EvalResult] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)  # benchmark -> decontaminated images
+
+
+def trains_clip(cfg: PipelineConfig, selection: str) -> bool:
+    """Whether CLIP trains on `selection`: every curated one, `all@100` with include_all."""
+    return selection != ALL_SELECTION or cfg.finetune.include_all
 
 
 def plan_for(cfg: PipelineConfig, seed: int) -> ContrastivePlan:
@@ -152,17 +157,6 @@ def _write_checkpoint(store: ArtifactStore, folder: str, model, meta: dict) -> N
     store.fs.pipe_file(store.path(folder, "config.json"), json.dumps(meta, indent=2).encode())
 
 
-def _benchmarks(cfg: PipelineConfig, store: ArtifactStore) -> tuple[list[Benchmark], dict]:
-    """Configured benchmarks without images the training pool holds (the same for every
-    selection, so all are scored on identical images), and the count removed from each."""
-    benches = [load_benchmark(b) for b in cfg.evaluation.benchmarks]
-    if not cfg.evaluation.decontaminate:
-        return benches, {b.name: 0 for b in benches}
-    pool = set(load_selection(store, ALL_SELECTION).table.column("sample_id").to_pylist())
-    cleaned = [b.without(pool) for b in benches]
-    return [b for b, _ in cleaned], {b.name: n for b, n in cleaned}
-
-
 def run_clip_checkpoints(
     cfg: PipelineConfig,
     selection: str,
@@ -177,7 +171,7 @@ def run_clip_checkpoints(
         raise ValueError(f"selection {selection!r} has {len(manifest)} pairs; training needs 2+")
     _, scorer, percent = parse_selection(selection)
     pairs, n_images = _pairs(store, manifest)
-    benches, excluded = _benchmarks(cfg, store)
+    benches, excluded = decontaminated_benchmarks(cfg, store)
     device = resolve_device(cfg.compute.device)
     rep = CheckpointsReport(
         selection=selection,

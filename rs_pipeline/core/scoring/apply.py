@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -57,6 +58,18 @@ def _texts(store: ArtifactStore, batch: str) -> dict[str, list[PairText]]:
     return texts
 
 
+def stored_scorer(store: ArtifactStore, version: str, *, batches: Sequence[str] = ()):
+    """The scorer `score_model` wrote for `version`, loaded from the artifact store."""
+    if not store.exists(model_dir(version), CONFIG_FILE):
+        raise FileNotFoundError(
+            f"{store.url(model_dir(version))} has no scorer: materialize score_model for "
+            f"scorer_version {version!r} first"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        store.fs.get(store.path(model_dir(version)) + "/", tmp + "/", recursive=True)
+        return load_scorer(tmp, store=store, batches=list(batches))
+
+
 def run_pair_scores(
     cfg: PipelineConfig,
     version: str,
@@ -66,15 +79,8 @@ def run_pair_scores(
     run_id: str,
 ) -> PairScoresReport:
     """Score every ok candidate of `batch` with `version`; Parquet + lineage rows."""
-    if not store.exists(model_dir(version), CONFIG_FILE):
-        raise FileNotFoundError(
-            f"{store.url(model_dir(version))} has no scorer: materialize score_model for "
-            f"scorer_version {version!r} first"
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        store.fs.get(store.path(model_dir(version)) + "/", tmp + "/", recursive=True)
-        # The oracle reads this batch's recorded true quality from the store, not weights.
-        scorer = load_scorer(tmp, store=store, batches=[batch])
+    # The oracle reads this batch's recorded true quality from the store, not weights.
+    scorer = stored_scorer(store, version, batches=[batch])
     stream = PairStream(
         store.fs, store.path(images_dir(batch), "images.parquet"), _texts(store, batch)
     )

@@ -136,8 +136,16 @@ def spec_for(cfg: ScoringConfig | PipelineConfig, version: str) -> ScorerSpec:
     return known[version]
 
 
-def current_version(cfg: ScoringConfig | PipelineConfig) -> str:
-    """The version key of `scoring.current`; a registry checkpoint of that name wins."""
-    name = (cfg if isinstance(cfg, ScoringConfig) else cfg.scoring).current
+def version_named(cfg: ScoringConfig | PipelineConfig, name: str) -> str:
+    """The version key of the scorer called `name`; a registry checkpoint of that name wins."""
     # The registry is where new weights land, so its checkpoint is the newest of that name.
-    return [v for v, s in versions(cfg).items() if s.name == name][-1]
+    found = [v for v, s in versions(cfg).items() if s.name == name]
+    if not found:
+        known = sorted({s.name for s in versions(cfg).values()})
+        raise KeyError(f"no scorer named {name!r} in scoring.scorers or the registry: {known}")
+    return found[-1]
+
+
+def current_version(cfg: ScoringConfig | PipelineConfig) -> str:
+    """The version key of `scoring.current`."""
+    return version_named(cfg, (cfg if isinstance(cfg, ScoringConfig) else cfg.scoring).current)

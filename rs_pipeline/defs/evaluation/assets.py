@@ -6,6 +6,7 @@ import dagster as dg
 
 from rs_pipeline.core.evaluation.report import ACCURACY_PNG, paired_markdown, table_records
 from rs_pipeline.core.evaluation.stage import run_evaluation_report
+from rs_pipeline.core.evaluation.tables import bon_records
 from rs_pipeline.core.layout import REPORT_ASSET
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
@@ -20,6 +21,8 @@ def _table(records: list[dict]) -> dg.TableMetadataValue:
     deps=[
         dg.AssetDep("clip_checkpoints", partition_mapping=dg.AllPartitionMapping()),
         dg.AssetDep("pair_scores", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("vlm_checkpoints", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("bon_eval", partition_mapping=dg.AllPartitionMapping()),
     ],
     code_version="1",
     group_name="evaluation",
@@ -38,8 +41,14 @@ def evaluation_report(
     rep = run_evaluation_report(settings.load(), store, lineage.store())
     png = base64.b64encode(store.fs.cat_file(store.path(REPORT_ASSET, ACCURACY_PNG))).decode()
     context.log.info("\n" + rep.markdown)
+    vlm = {}
+    if rep.vqa is not None:
+        vlm["vqa"] = _table(table_records(rep.vqa, rep.vqa.headline_columns))
+    if rep.bon is not None:
+        vlm["best_of_n"] = _table(bon_records(rep.bon))
     return dg.MaterializeResult(
-        metadata={
+        metadata=vlm
+        | {
             "headline": _table(table_records(rep.table)),
             "paired_differences": dg.MetadataValue.md(paired_markdown(rep.table)),
             "plot": dg.MetadataValue.md(f"![accuracy vs ratio](data:image/png;base64,{png})"),

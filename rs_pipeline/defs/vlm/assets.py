@@ -1,0 +1,108 @@
+"""The VLM half: SFT checkpoints per selection and best-of-N answers ranked by the scorer."""
+
+import dagster as dg
+
+from rs_pipeline.core.vlm.bon_stage import run_bon_eval
+from rs_pipeline.core.vlm.stage import run_vlm_checkpoints
+from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
+from rs_pipeline.defs.partitions import selection_partitions
+from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+
+
+@dg.asset(
+    partitions_def=selection_partitions,
+    # Like clip_checkpoints: a selection reads curated_subsets[<version>] (or, for all@100,
+    # every batch's candidates) and the VQA pairs of its images; declared whole, and matching
+    # checkpoints are reused, so a re-materialization retrains nothing that did not change.
+    deps=[
+        dg.AssetDep("curated_subsets", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("caption_candidates", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("preference_pairs", partition_mapping=dg.AllPartitionMapping()),
+    ],
+    code_version="1",
+    group_name="vlm",
+    kinds={"pytorch", "safetensors"},
+    tags={"stage": "vlm_checkpoints"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+)
+def vlm_checkpoints(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    artifacts: ArtifactStoreResource,
+    lineage: LineageResource,
+) -> dg.MaterializeResult:
+    """A Qwen2-VL-family model fine-tuned (LoRA on real checkpoints, full on tiny) on this
+    selection's captions and VQA answers, one per `vlm.seeds`, evaluated on VQA questions."""
+    rep = run_vlm_checkpoints(
+        cfg=settings.load(),
+        selection=context.partition_key,
+        store=artifacts.store(),
+        lineage=lineage.store(),
+        run_id=context.run_id,
+        log=context.log.info,
+    )
+    vqa_all = [r.value for r in rep.results if r.metric == "vqa_all"]
+    return dg.MaterializeResult(
+        metadata={
+            "train_examples": rep.train_examples,
+            "train_images": rep.train_images,
+            "steps": rep.steps,
+            "adapter": rep.adapter,
+            "seeds": [r.seed for r in rep.runs],
+            "reused_seeds": [r.seed for r in rep.runs if r.reused],
+            "final_loss": dg.MetadataValue.json({r.seed: r.final_loss for r in rep.runs}),
+            "mean_vqa_all": sum(vqa_all) / len(vqa_all) if vqa_all else None,
+            "sharegpt": dg.MetadataValue.path(rep.sft_url),
+            "manifest_digest": rep.digest,
+            "checkpoints": dg.MetadataValue.json([r.url for r in rep.runs]),
+        },
+        data_version=dg.DataVersion(rep.digest[:16]),
+    )
+
+
+@dg.asset(
+    partitions_def=selection_partitions,
+    deps=[
+        dg.AssetDep("vlm_checkpoints"),  # the same selection's checkpoints
+        dg.AssetDep("score_model", partition_mapping=dg.AllPartitionMapping()),
+    ],
+    code_version="1",
+    group_name="vlm",
+    kinds={"pytorch", "parquet", "duckdb"},
+    tags={"stage": "bon_eval"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+)
+def bon_eval(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    artifacts: ArtifactStoreResource,
+    lineage: LineageResource,
+) -> dg.MaterializeResult:
+    """N sampled answers per question from each checkpoint of this selection, one kept by the
+    scorer, against greedy, random, majority vote and a CLIP-score pick, at every N."""
+    cfg = settings.load()
+    rep = run_bon_eval(
+        cfg=cfg,
+        selection=context.partition_key,
+        store=artifacts.store(),
+        lineage=lineage.store(),
+        run_id=context.run_id,
+        log=context.log.info,
+    )
+    strategies = sorted({r["strategy"] for r in rep.rows})
+    table = {
+        s: {n: rep.accuracy(s, n) for n in sorted({r["n"] for r in rep.rows if r["strategy"] == s})}
+        for s in strategies
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "scorer_version": rep.scorer_version,
+            "clip_scorer_version": rep.clip_version,
+            "questions": rep.questions,
+            "n": list(cfg.vlm.bon.n),
+            "accuracy_by_strategy_and_n": dg.MetadataValue.json(table),
+            "bon": dg.MetadataValue.path(rep.url),
+        }
+    )
