@@ -1,4 +1,4 @@
-"""`rs-pipeline`: run the graph on a configuration (or the demo), query lineage."""
+"""`rs-pipeline`: run the graph on a configuration (or the demo), query lineage, serve a scorer."""
 
 from __future__ import annotations
 
@@ -71,6 +71,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve one scorer version over HTTP until SIGINT/SIGTERM (which drain, then exit)."""
+    from rs_pipeline.core.serving.server import ServeError, serve
+
+    cfg = load_config(args.config)
+    try:
+        serve(cfg, args.scorer, host=args.host, port=args.port)
+    except ServeError as err:
+        print(f"rs-pipeline serve: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rs-pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("--config", default="demo", help="preset name or YAML path")
     lineage.add_argument("--batch", required=True)
     lineage.set_defaults(func=cmd_lineage)
+    serve = sub.add_parser("serve", help="serve one scorer version over HTTP (rewards, scores)")
+    serve.add_argument(
+        "--scorer",
+        required=True,
+        metavar="VERSION",
+        help="a scorer_version key (e.g. clip-head-3f9a1c) or `current`",
+    )
+    serve.add_argument("--config", default="demo", help="preset name or YAML path")
+    serve.add_argument("--host", default=None, help="bind address (default: serving.host)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serving.port)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -20,6 +20,7 @@ from rs_pipeline.core.finetune.stage import trains_clip
 from rs_pipeline.core.names import ALL_SELECTION, check_batch_key, selection_name
 from rs_pipeline.core.scoring.versions import versions
 from rs_pipeline.core.vlm.bon_stage import runs_bon
+from rs_pipeline.core.vlm.rl_stage import runs_rl
 from rs_pipeline.core.vlm.stage import trains_vlm
 from rs_pipeline.defs.graph import ASSETS, BATCH_ASSETS, toposorted
 from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions, selection_partitions
@@ -184,6 +185,7 @@ TRAINS_ON: dict[str, Callable[[PipelineConfig, str], bool]] = {
     "clip_checkpoints": trains_clip,
     "vlm_checkpoints": trains_vlm,
     "bon_eval": runs_bon,
+    "vlm_rl_checkpoints": runs_rl,
 }
 
 

@@ -40,11 +40,22 @@ def test_core_never_imports_the_dagster_layer():
 FLOORS: tuple[frozenset[str], ...] = (
     # keys, names, schemas, hashing, vocabularies, prompts, config, device, the store
     frozenset(
-        {"records", "names", "seeds", "vocabulary", "prompts", "device", "config", "artifacts"}
+        {
+            "records",
+            "names",
+            "seeds",
+            "vocabulary",
+            "prompts",
+            "answers",
+            "device",
+            "config",
+            "artifacts",
+        }
     ),
     frozenset({"layout", "parquet_sql"}),  # every stage's folders; SQL over Parquet
     frozenset({"lineage"}),  # the DuckDB lineage store
-    frozenset({"sources", "models"}),  # what images come from; model architectures
+    # what images come from; model architectures; reward shaping and the scorer's HTTP client
+    frozenset({"sources", "models", "rewards"}),
     frozenset({"ingest", "landing"}),
     frozenset({"captions"}),
     frozenset({"pairs"}),
@@ -52,7 +63,8 @@ FLOORS: tuple[frozenset[str], ...] = (
     frozenset({"scoring"}),
     frozenset({"selection"}),
     frozenset({"evaluation"}),
-    frozenset({"finetune", "vlm"}),  # train and evaluate a CLIP / a VLM per selection
+    # train and evaluate a CLIP / a VLM per selection; serve a scorer over HTTP
+    frozenset({"finetune", "vlm", "serving"}),
 )
 
 

@@ -12,6 +12,7 @@ stage of another floor just to learn a folder name.
     curated_subsets/version=<v>/<selection>.parquet
     clip_checkpoints/selection=<s>/seed=<n>/
     vlm_checkpoints/selection=<s>/{sft/, seed=<n>/}
+    vlm_rl_checkpoints/selection=<s>/seed=<n>/
     bon_eval/selection=<s>/bon.parquet
     evaluation_report/
 """
@@ -31,6 +32,7 @@ SCORES_ASSET = "pair_scores"
 SUBSETS_ASSET = "curated_subsets"
 CHECKPOINTS_ASSET = "clip_checkpoints"
 VLM_CHECKPOINTS_ASSET = "vlm_checkpoints"
+VLM_RL_ASSET = "vlm_rl_checkpoints"
 BON_ASSET = "bon_eval"
 REPORT_ASSET = "evaluation_report"
 
@@ -85,6 +87,12 @@ def checkpoint_dir(selection: str, seed: int | None = None) -> str:
 def vlm_checkpoint_dir(selection: str, seed: int | None = None) -> str:
     """Folder of one selection's VLM checkpoints (or of one seed's)."""
     base = f"{VLM_CHECKPOINTS_ASSET}/selection={selection}"
+    return base if seed is None else f"{base}/seed={seed}"
+
+
+def vlm_rl_dir(selection: str, seed: int | None = None) -> str:
+    """Folder of one selection's GRPO checkpoints (or of one seed's)."""
+    base = f"{VLM_RL_ASSET}/selection={selection}"
     return base if seed is None else f"{base}/seed={seed}"
 
 

@@ -19,7 +19,7 @@ from rs_pipeline.defs.pairs.assets import preference_pairs
 from rs_pipeline.defs.partitions import batch_partitions
 from rs_pipeline.defs.scoring.assets import pair_scores, score_model
 from rs_pipeline.defs.selection.assets import curated_subsets
-from rs_pipeline.defs.vlm.assets import bon_eval, vlm_checkpoints
+from rs_pipeline.defs.vlm.assets import bon_eval, vlm_checkpoints, vlm_rl_checkpoints
 
 ASSETS = [
     rs_images,
@@ -31,6 +31,7 @@ ASSETS = [
     clip_checkpoints,
     vlm_checkpoints,
     bon_eval,
+    vlm_rl_checkpoints,
     evaluation_report,
 ]
 

@@ -58,6 +58,20 @@ class LineageResource(dg.ConfigurableResource):
         return LineageStore(self.path)
 
 
+class ScorerServiceResource(dg.ConfigurableResource):
+    """Where best-of-N and RL get their scorer: empty `url`, the checkpoint score_model wrote,
+    loaded in the step; else a running `rs-pipeline serve` (set it per deployment in the UI, or
+    with `serving.url` in the config)."""
+
+    url: str = ""
+
+    def apply(self, cfg: PipelineConfig) -> PipelineConfig:
+        """`cfg` with `serving.url` set to this resource's `url`, when it has one."""
+        if not self.url:
+            return cfg
+        return cfg.model_copy(update={"serving": cfg.serving.model_copy(update={"url": self.url})})
+
+
 def s3_credentials(root: str) -> dict[str, dg.EnvVar]:
     """`dg.EnvVar` bindings of the AWS variables set in the environment, for an `s3://` root.
 
@@ -81,4 +95,5 @@ def build_resources(config: str = "demo") -> dict[str, dg.ConfigurableResource]:
             **s3_credentials(storage.root),
         ),
         "lineage": LineageResource(path=storage.lineage_db),
+        "scorer_service": ScorerServiceResource(url=cfg.serving.url or ""),
     }

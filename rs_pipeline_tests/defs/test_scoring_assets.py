@@ -44,7 +44,14 @@ def test_every_scorer_version_trains_and_scores_the_batch(tiny_config):
 
 def test_gpu_assets_share_one_declaration_of_pool_and_k8s_tags():
     graph = build_definitions("tiny").resolve_asset_graph()
-    gpu_assets = {"score_model", "pair_scores", "clip_checkpoints", "vlm_checkpoints", "bon_eval"}
+    gpu_assets = {
+        "score_model",
+        "pair_scores",
+        "clip_checkpoints",
+        "vlm_checkpoints",
+        "bon_eval",
+        "vlm_rl_checkpoints",
+    }
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         tags = node.assets_def.op.tags

@@ -42,9 +42,11 @@ from rs_pipeline.core.config.models import (
     BestOfNConfig,
     EvaluationConfig,
     FinetuneConfig,
+    RLConfig,
     ScorerSpec,
     ScoringConfig,
     SelectionConfig,
+    ServingConfig,
     TrainStageSettings,
     VLMConfig,
 )
@@ -68,11 +70,13 @@ __all__ = [
     "PairsConfig",
     "PipelineConfig",
     "ProvidedCaptionerConfig",
+    "RLConfig",
     "RetrievalCaptionerConfig",
     "ScorerSpec",
     "ScoringConfig",
     "Section",
     "SelectionConfig",
+    "ServingConfig",
     "Sentinel2SourceConfig",
     "SourceConfig",
     "StorageConfig",
@@ -103,6 +107,7 @@ class PipelineConfig(Section):
     selection: SelectionConfig = SelectionConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     vlm: VLMConfig = VLMConfig()
+    serving: ServingConfig = ServingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     automation: AutomationConfig = AutomationConfig()
     storage: StorageConfig = StorageConfig()

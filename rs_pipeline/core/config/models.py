@@ -153,6 +153,35 @@ class BestOfNConfig(Section):
         return self
 
 
+class RLConfig(Section):
+    """GRPO from each SFT checkpoint, rewarded by the scorer (the paper: n=5, KL 1e-2, lr 1e-6).
+
+    The scorer is the one that ranks best-of-N answers (`vlm.bon.scorer`, else scoring.current);
+    the seeds are `vlm.seeds`, each RL run starting from that seed's SFT checkpoint.
+    """
+
+    enabled: bool = Field(False, description="materialize vlm_rl_checkpoints")
+    steps: int = Field(20, ge=1, description="GRPO steps, the same for every selection")
+    num_generations: int = Field(5, ge=2, description="rollouts per prompt (the paper's n=5)")
+    beta: float = Field(1e-2, ge=0, description="KL weight to the SFT checkpoint (paper: 1e-2)")
+    lr: float = Field(
+        1e-6,
+        gt=0,
+        description="the paper's actor lr for 7B; the tiny CPU model needs ~1e-3 to move in a "
+        "few steps",
+    )
+    batch_size: int = Field(
+        1, ge=1, description="prompts per step; each step samples batch_size x num_generations"
+    )
+    max_completion_length: int = Field(32, ge=1, description="tokens sampled per rollout")
+    temperature: float = Field(1.0, gt=0, description="rollout sampling temperature")
+    # The names of `core/rewards/shaping.py` REWARD_TYPES (a floor above config).
+    reward_type: Literal["open_ended", "em", "iou"] = "open_ended"
+    format_weight: float = Field(
+        0.3, ge=0, le=1, description="overall = w * format + (1 - w) * accuracy (paper: 0.3)"
+    )
+
+
 class VLMConfig(Section):
     """VLM supervised fine-tuning on selections (the paper: Qwen2-VL, LoRA, the top 60%)."""
 
@@ -182,6 +211,27 @@ class VLMConfig(Section):
     vqa_count: int = Field(60, ge=1, description="held-out SynthRS tiles asked VQA questions")
     vqa_seed: int = Field(20_011, description="held-out SynthRS VQA tiles: never a training seed")
     bon: BestOfNConfig = BestOfNConfig()
+    rl: RLConfig = RLConfig()
+
+
+class ServingConfig(Section):
+    """`rs-pipeline serve` (one scorer version over HTTP) and the clients that call it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8008, ge=0, le=65535)
+    max_batch: int = Field(32, ge=1, description="pairs scored in one forward pass at most")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill")
+    max_body_bytes: int = Field(16_000_000, ge=1, description="larger requests get 413")
+    max_image_pixels: int = Field(4_000_000, ge=1, description="larger images get 413")
+    max_texts: int = Field(64, ge=1, description="texts per /v1/score request")
+    token_env: str | None = Field(
+        "RS_PIPELINE_SERVE_TOKEN", description="env var holding the bearer token; unset: open"
+    )
+    url: str | None = Field(
+        None, description="a running scorer service for assets; None: the in-process scorer"
+    )
+    timeout_s: float = Field(30.0, gt=0, description="client: per request")
+    max_retries: int = Field(2, ge=0, description="client: retries of a failed request")
 
 
 class BenchmarkConfig(Section):

@@ -3,7 +3,9 @@
 It reads lineage only: `eval_results` (CLIP metrics, and the VLM's `vqa_*` accuracies),
 `bon_results`, `checkpoints` and `vlm_checkpoints`, `scores` and `selections`. Each family is
 read for its own configured seeds (`finetune.seeds`, `vlm.seeds`); VLM rows only while
-`vlm.enabled`, so turning the VLM off reports what is configured, as for CLIP benchmarks.
+`vlm.enabled`, so turning the VLM off reports what is configured, as for CLIP benchmarks. The
+RL (GRPO) checkpoints share the VLM tables under their own asset, `vlm_rl_checkpoints`, and are
+read only while `vlm.rl.enabled` too; their VQA rows name the selection with `+rl`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from rs_pipeline.core.evaluation.summary import (
     TrainedOn,
     summarize,
 )
-from rs_pipeline.core.layout import REPORT_ASSET
+from rs_pipeline.core.layout import REPORT_ASSET, VLM_RL_ASSET
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.names import ALL_SELECTION
 
@@ -38,7 +40,7 @@ class EvaluationReport:
     bon: BonTable | None = None  # best-of-N accuracy vs N, where any
 
 
-CLIP_FAMILY, VLM_FAMILY = "CLIP", "VLM"
+CLIP_FAMILY, VLM_FAMILY, VLM_RL_FAMILY = "CLIP", "VLM", "VLM+RL"
 _EVAL_COLUMNS = (
     "SELECT selection, scorer, percent, seed, benchmark, metric, value, n_images, excluded, "
     "checkpoint FROM eval_results"
@@ -60,13 +62,14 @@ def current_results(cfg: PipelineConfig, lineage: LineageStore) -> list[EvalResu
 
 
 def current_vqa_results(cfg: PipelineConfig, lineage: LineageStore) -> list[EvalResult]:
-    """VQA accuracy rows (`vqa_*`) of the configured VLM seeds; none while the VLM is off."""
+    """VQA accuracy rows (`vqa_*`) of the configured VLM seeds; none while the VLM is off, and
+    none of the RL checkpoints (`<selection>+rl`) while `vlm.rl.enabled` is off."""
     if not cfg.vlm.enabled:
         return []
     rows = lineage.query(
         f"{_EVAL_COLUMNS} WHERE starts_with(metric, ?) AND list_contains(?, seed) "
-        "ORDER BY selection, seed, benchmark, metric",
-        [VQA_PREFIX, list(cfg.vlm.seeds)],
+        "AND (? OR asset <> ?) ORDER BY selection, seed, benchmark, metric",
+        [VQA_PREFIX, list(cfg.vlm.seeds), cfg.vlm.rl.enabled, VLM_RL_ASSET],
     ).to_pylist()
     return [EvalResult(**r) for r in rows]
 
@@ -85,11 +88,14 @@ def current_bon_results(cfg: PipelineConfig, lineage: LineageStore) -> list[BonR
     return [BonResult(**r) for r in rows]
 
 
-def _trained(lineage: LineageStore, family: str, table: str, seeds: list[int]) -> list[TrainedOn]:
+def _trained(
+    lineage: LineageStore, family: str, table: str, seeds: list[int], *, rl: bool | None = None
+) -> list[TrainedOn]:
+    """`rl`: only the rows `vlm_rl_checkpoints` wrote (True), all but those (False), all (None)."""
     rows = lineage.query(
         f"SELECT DISTINCT selection, seed FROM {table} WHERE list_contains(?, seed) "
-        "ORDER BY selection, seed",
-        [seeds],
+        "AND (?::BOOLEAN IS NULL OR (asset = ?) = ?) ORDER BY selection, seed",
+        [seeds, rl, VLM_RL_ASSET, rl],
     ).to_pylist()
     by_selection: dict[str, list[int]] = {}
     for r in rows:
@@ -99,10 +105,15 @@ def _trained(lineage: LineageStore, family: str, table: str, seeds: list[int]) -
 
 def trained_on(cfg: PipelineConfig, lineage: LineageStore) -> list[TrainedOn]:
     """Selections (and seeds) each family was fine-tuned on: CLIP from `checkpoints`, the VLM
-    from `vlm_checkpoints` (only while `vlm.enabled`), each at its configured seeds."""
+    from `vlm_checkpoints` (only while `vlm.enabled`), VLM+RL from its rows written by
+    `vlm_rl_checkpoints` (only while `vlm.rl.enabled` too), each at its configured seeds."""
     out = _trained(lineage, CLIP_FAMILY, "checkpoints", list(cfg.finetune.seeds))
-    if cfg.vlm.enabled:
-        out += _trained(lineage, VLM_FAMILY, "vlm_checkpoints", list(cfg.vlm.seeds))
+    if not cfg.vlm.enabled:
+        return out
+    seeds = list(cfg.vlm.seeds)
+    out += _trained(lineage, VLM_FAMILY, "vlm_checkpoints", seeds, rl=False)
+    if cfg.vlm.rl.enabled:
+        out += _trained(lineage, VLM_RL_FAMILY, "vlm_checkpoints", seeds, rl=True)
     return out
 
 
@@ -140,7 +151,7 @@ def run_evaluation_report(
         current_bon_results(cfg, lineage),
         trained_on(cfg, lineage),
     )
-    if not (vqa or bon or any(t.family == VLM_FAMILY for t in families)):
+    if not (vqa or bon or any(t.family != CLIP_FAMILY for t in families)):
         families = []  # CLIP alone: the family table would only repeat the headline's rows
     paths = write_report(
         store,

@@ -24,6 +24,7 @@ from rs_pipeline.core.layout import (
 )
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import SCORE_SCHEMA
+from rs_pipeline.core.rewards.client import RemoteScorer
 from rs_pipeline.core.scoring.backends import CONFIG_FILE, load_scorer
 from rs_pipeline.core.scoring.infer import PairStream, PairText, score_pairs
 
@@ -68,6 +69,23 @@ def stored_scorer(store: ArtifactStore, version: str, *, batches: Sequence[str] 
     with tempfile.TemporaryDirectory() as tmp:
         store.fs.get(store.path(model_dir(version)) + "/", tmp + "/", recursive=True)
         return load_scorer(tmp, store=store, batches=list(batches))
+
+
+def scorer_for(cfg: PipelineConfig, store: ArtifactStore, version: str, *, url: str | None = None):
+    """The scorer an asset asks: a running `rs-pipeline serve` at `url` (else `serving.url`)
+    when one is set, else `version` loaded in-process. A service serving another version is
+    refused, so lineage never names a scorer that did not score."""
+    target = url or cfg.serving.url
+    if not target:
+        return stored_scorer(store, version)
+    remote = RemoteScorer.from_config(cfg.serving, url=target)
+    served = remote.client.health().get("scorer_version")
+    if served != version:
+        raise ValueError(
+            f"the scorer service at {target} serves {served!r}, not {version!r}: start "
+            f"`rs-pipeline serve --scorer {version}` or unset serving.url to score in-process"
+        )
+    return remote
 
 
 def run_pair_scores(

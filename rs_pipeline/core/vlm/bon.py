@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rs_pipeline.core.answers import extract_answer, is_correct
 from rs_pipeline.core.seeds import seed_from
-from rs_pipeline.core.vlm.answers import extract_answer, is_correct
 from rs_pipeline.core.vlm.questions import EvalQuestion
 
 STRATEGIES = ("scorer", "random", "majority", "clipscore")

@@ -19,7 +19,7 @@ from rs_pipeline.core.device import resolve_device
 from rs_pipeline.core.layout import BON_ASSET, bon_dir, vlm_checkpoint_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import BON_SCHEMA
-from rs_pipeline.core.scoring.apply import stored_scorer
+from rs_pipeline.core.scoring.apply import scorer_for, stored_scorer
 from rs_pipeline.core.scoring.versions import current_version, version_named
 from rs_pipeline.core.vlm.bon import BonRow, bon_rows, score_answers
 from rs_pipeline.core.vlm.generate import greedy_answers, sampled_answers
@@ -63,11 +63,13 @@ def capped(questions: list[EvalQuestion], per_benchmark: int | None) -> list[Eva
     return out
 
 
-def _scorers(cfg: PipelineConfig, store: ArtifactStore) -> tuple[dict, str, str | None]:
-    """{"scorer": ..., "clipscore": ...} loaded from score_model, and their versions."""
+def _scorers(cfg: PipelineConfig, store: ArtifactStore):
+    """({"scorer": ..., "clipscore": ...}, their versions): the ranking scorer in-process or
+    from the service at `serving.url`; the CLIP-score baseline always in-process (one service
+    serves one version)."""
     bon = cfg.vlm.bon
     version = version_named(cfg, bon.scorer) if bon.scorer else current_version(cfg)
-    scorers = {"scorer": stored_scorer(store, version)}
+    scorers = {"scorer": scorer_for(cfg, store, version)}
     clip_version = version_named(cfg, bon.clip_scorer) if bon.clip_scorer else None
     if clip_version:
         scorers["clipscore"] = stored_scorer(store, clip_version)
@@ -104,7 +106,11 @@ def run_bon_eval(
     run_id: str,
     log: Callable[[str], None] | None = None,
 ) -> BonReport:
-    """Best-of-N over every `vlm.seeds` checkpoint of `selection`; Parquet + lineage rows."""
+    """Best-of-N over every `vlm.seeds` checkpoint of `selection`; Parquet + lineage rows.
+
+    The ranking scorer is a running `rs-pipeline serve` when `serving.url` is set, else the
+    stored one loaded in-process.
+    """
     if not runs_bon(cfg, selection):
         raise ValueError(
             f"bon_eval does not run on {selection!r}: set vlm.enabled and vlm.bon.enabled, "

@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 from PIL import Image
 
+from rs_pipeline.core.answers import accuracy_by_type
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
@@ -38,7 +39,6 @@ from rs_pipeline.core.names import ALL_SELECTION, parse_selection
 from rs_pipeline.core.records import VLM_CHECKPOINT_SCHEMA
 from rs_pipeline.core.selection.manifest import SelectionManifest, load_selection
 from rs_pipeline.core.training.snapshots import Snapshots
-from rs_pipeline.core.vlm.answers import accuracy_by_type
 from rs_pipeline.core.vlm.generate import greedy_answers
 from rs_pipeline.core.vlm.questions import EvalQuestion, scene_questions, synthrs_vqa_questions
 from rs_pipeline.core.vlm.sft import SFTPlan, apply_lora, freeze_vision, train_sft
@@ -63,6 +63,7 @@ class VLMRun:
     url: str
     final_loss: float
     reused: bool  # an identical checkpoint existed: nothing retrained
+    adapter: bool = False  # LoRA adapters (True) or full weights
 
 
 @dataclass
@@ -112,20 +113,43 @@ def _vqa_pairs(store: ArtifactStore, batches: list[str]) -> list[dict]:
     return rows
 
 
-def _training_set(store: ArtifactStore, cfg: PipelineConfig, manifest: SelectionManifest):
-    """(examples, encoded images by sample id, URL of the ShareGPT set) of one selection."""
+def selection_examples(
+    store: ArtifactStore, cfg: PipelineConfig, manifest: SelectionManifest
+) -> list[SFTExample]:
+    """One selection's examples: its caption pairs, then the VQA answers of its images."""
     rows = manifest.table.to_pylist()
-    examples = sft_examples(
+    return sft_examples(
         rows, _vqa_pairs(store, manifest.batches), vqa_per_image=cfg.vlm.vqa_per_image
     )
+
+
+def example_images(
+    store: ArtifactStore, examples: list[SFTExample]
+) -> dict[str, tuple[str, bytes]]:
+    """(format, encoded bytes) by sample id of every image `examples` ask about."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for ex in examples:
         wanted[ex.batch].add(ex.sample_id)
     images: dict[str, tuple[str, bytes]] = {}
     for batch, ids in sorted(wanted.items()):
         images |= load_image_bytes(store, batch, ids)
+    return images
+
+
+def _training_set(store: ArtifactStore, cfg: PipelineConfig, manifest: SelectionManifest):
+    """(examples, encoded images by sample id, URL of the ShareGPT set) of one selection."""
+    examples = selection_examples(store, cfg, manifest)
+    images = example_images(store, examples)
     url = write_sharegpt(store, sft_dir(manifest.name), examples, images)
     return examples, images, url
+
+
+def vqa_triples(
+    store: ArtifactStore, cfg: PipelineConfig, manifest: SelectionManifest
+) -> list[tuple[Image.Image, str, str]]:
+    """(image, question, reference answer) of the selection's VQA examples (its RL prompts)."""
+    examples = [ex for ex in selection_examples(store, cfg, manifest) if ex.kind == "vqa"]
+    return _triples(examples, _decoded(example_images(store, examples)))
 
 
 def _key(cfg: PipelineConfig, manifest: SelectionManifest, seed: int) -> str:
@@ -148,6 +172,16 @@ def load_checkpoint(store: ArtifactStore, folder: str, device: str):
     return model, processor, meta
 
 
+def store_checkpoint(store: ArtifactStore, folder: str, *, model, processor, meta: dict) -> None:
+    """save_vlm into the artifact store's `folder`, its marker (rs_vlm.json) written last."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save_vlm(model, processor, tmp, meta=meta)
+        store.fs.makedirs(store.path(folder), exist_ok=True)
+        names = sorted(p.name for p in Path(tmp).iterdir() if p.name != META_FILE)
+        for name in names + [META_FILE]:  # the marker last: a crash leaves no complete-looking one
+            store.fs.put_file(str(Path(tmp, name)), store.path(folder, name))
+
+
 def _train_seed(cfg: PipelineConfig, *, manifest, triples, seed: int, store, device, log):
     """(model, processor, VLMRun) for one seed, trained or reused."""
     folder, key = vlm_checkpoint_dir(manifest.name, seed), _key(cfg, manifest, seed)
@@ -155,7 +189,9 @@ def _train_seed(cfg: PipelineConfig, *, manifest, triples, seed: int, store, dev
         meta = json.loads(store.fs.cat_file(store.path(folder, META_FILE)))
         if meta.get("key") == key:
             model, processor, _ = load_checkpoint(store, folder, device)
-            run = VLMRun(seed, store.url(folder), meta["final_loss"], reused=True)
+            run = VLMRun(
+                seed, store.url(folder), meta["final_loss"], reused=True, adapter=meta["adapter"]
+            )
             return model, processor, run
     model, processor = build_base(cfg.vlm.model, seed=seed, device=device)
     adapter = uses_lora(cfg.vlm.model, cfg.vlm.lora)
@@ -187,14 +223,10 @@ def _train_seed(cfg: PipelineConfig, *, manifest, triples, seed: int, store, dev
         "final_loss": losses[-1],
         "losses": losses,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        save_vlm(model, processor, tmp, meta=meta)
-        store.fs.makedirs(store.path(folder), exist_ok=True)
-        names = sorted(p.name for p in Path(tmp).iterdir() if p.name != META_FILE)
-        for name in names + [META_FILE]:  # the marker last: a crash leaves no complete-looking one
-            store.fs.put_file(str(Path(tmp, name)), store.path(folder, name))
+    store_checkpoint(store, folder, model=model, processor=processor, meta=meta)
     snaps.clear()
-    return model, processor, VLMRun(seed, store.url(folder), losses[-1], reused=False)
+    run = VLMRun(seed, store.url(folder), losses[-1], reused=False, adapter=adapter)
+    return model, processor, run
 
 
 def _decoded(images: dict[str, tuple[str, bytes]]) -> dict[str, Image.Image]:
@@ -293,30 +325,49 @@ def run_vlm_checkpoints(
             excluded=excluded,
             device=device,
         )
-    _record(rep, cfg, store, lineage, run_id)
+    summary = {
+        "selection": rep.selection,
+        "manifest_digest": rep.digest,
+        "base_model": cfg.vlm.model,
+        "train_examples": rep.train_examples,
+        "train_images": rep.train_images,
+        "steps": rep.steps,
+    }
+    record_vlm_checkpoints(
+        store,
+        lineage,
+        asset=VLM_CHECKPOINTS_ASSET,
+        folder=vlm_checkpoint_dir(selection),
+        summary=summary,
+        runs=rep.runs,
+        results=rep.results,
+        run_id=run_id,
+    )
     return rep
 
 
-def _record(rep: VLMCheckpointsReport, cfg, store, lineage: LineageStore, run_id: str) -> None:
-    """Eval results as Parquet beside the checkpoints; checkpoints + results into lineage."""
-    table = results_table(rep.results)
-    store.write_table(table, vlm_checkpoint_dir(rep.selection), "eval.parquet")
+def record_vlm_checkpoints(
+    store: ArtifactStore,
+    lineage: LineageStore,
+    *,
+    asset: str,
+    folder: str,
+    summary: dict,
+    runs: list,
+    results: list[EvalResult],
+    run_id: str,
+) -> None:
+    """One selection's VLM checkpoints (SFT or RL) into lineage, a row per seed, and their
+    evaluation as Parquet in `folder` and lineage rows. `summary`: the VLM_CHECKPOINT_SCHEMA
+    fields shared by every seed (selection, manifest_digest, base_model, train_examples,
+    train_images, steps); each run brings seed, adapter, final_loss and url."""
+    table = results_table(results)
+    store.write_table(table, folder, "eval.parquet")
     rows = [
-        {
-            "selection": rep.selection,
-            "seed": r.seed,
-            "manifest_digest": rep.digest,
-            "base_model": cfg.vlm.model,
-            "adapter": rep.adapter,
-            "train_examples": rep.train_examples,
-            "train_images": rep.train_images,
-            "steps": rep.steps,
-            "final_loss": r.final_loss,
-            "url": r.url,
-        }
-        for r in rep.runs
+        summary | {"seed": r.seed, "adapter": r.adapter, "final_loss": r.final_loss, "url": r.url}
+        for r in runs
     ]
-    tag = {"asset": VLM_CHECKPOINTS_ASSET, "partition_key": rep.selection, "run_id": run_id}
+    tag = {"asset": asset, "partition_key": summary["selection"], "run_id": run_id}
     checkpoints = pa.Table.from_pylist(rows, schema=VLM_CHECKPOINT_SCHEMA)
     lineage.replace_partition("vlm_checkpoints", checkpoints, **tag)
     lineage.replace_partition("eval_results", table, **tag)

@@ -23,6 +23,7 @@ def _table(records: list[dict]) -> dg.TableMetadataValue:
         dg.AssetDep("pair_scores", partition_mapping=dg.AllPartitionMapping()),
         dg.AssetDep("vlm_checkpoints", partition_mapping=dg.AllPartitionMapping()),
         dg.AssetDep("bon_eval", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("vlm_rl_checkpoints", partition_mapping=dg.AllPartitionMapping()),
     ],
     code_version="1",
     group_name="evaluation",

@@ -1,12 +1,19 @@
-"""The VLM half: SFT checkpoints per selection and best-of-N answers ranked by the scorer."""
+"""The VLM half: SFT checkpoints per selection, best-of-N answers ranked by the scorer, and
+GRPO from each SFT checkpoint rewarded by it."""
 
 import dagster as dg
 
 from rs_pipeline.core.vlm.bon_stage import run_bon_eval
+from rs_pipeline.core.vlm.rl_stage import run_vlm_rl_checkpoints
 from rs_pipeline.core.vlm.stage import run_vlm_checkpoints
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import selection_partitions
-from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+from rs_pipeline.defs.resources import (
+    ArtifactStoreResource,
+    LineageResource,
+    PipelineSettings,
+    ScorerServiceResource,
+)
 
 
 @dg.asset(
@@ -79,10 +86,11 @@ def bon_eval(
     settings: PipelineSettings,
     artifacts: ArtifactStoreResource,
     lineage: LineageResource,
+    scorer_service: ScorerServiceResource,
 ) -> dg.MaterializeResult:
     """N sampled answers per question from each checkpoint of this selection, one kept by the
     scorer, against greedy, random, majority vote and a CLIP-score pick, at every N."""
-    cfg = settings.load()
+    cfg = scorer_service.apply(settings.load())
     rep = run_bon_eval(
         cfg=cfg,
         selection=context.partition_key,
@@ -105,4 +113,54 @@ def bon_eval(
             "accuracy_by_strategy_and_n": dg.MetadataValue.json(table),
             "bon": dg.MetadataValue.path(rep.url),
         }
+    )
+
+
+@dg.asset(
+    partitions_def=selection_partitions,
+    deps=[
+        dg.AssetDep("vlm_checkpoints"),  # the same selection's SFT checkpoints: GRPO starts there
+        dg.AssetDep("score_model", partition_mapping=dg.AllPartitionMapping()),  # the reward
+    ],
+    code_version="1",
+    group_name="vlm",
+    kinds={"pytorch", "safetensors"},
+    tags={"stage": "vlm_rl_checkpoints"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+)
+def vlm_rl_checkpoints(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    artifacts: ArtifactStoreResource,
+    lineage: LineageResource,
+    scorer_service: ScorerServiceResource,
+) -> dg.MaterializeResult:
+    """GRPO (TRL) from each seed's SFT checkpoint of this selection, on its VQA questions,
+    rewarded by the scorer's margin over the reference answer; evaluated like the SFT ones."""
+    rep = run_vlm_rl_checkpoints(
+        cfg=scorer_service.apply(settings.load()),
+        selection=context.partition_key,
+        store=artifacts.store(),
+        lineage=lineage.store(),
+        run_id=context.run_id,
+        log=context.log.info,
+    )
+    vqa_all = [r.value for r in rep.results if r.metric == "vqa_all"]
+    return dg.MaterializeResult(
+        metadata={
+            "results_as": rep.name,
+            "prompts": rep.prompts,
+            "prompt_images": rep.images,
+            "steps": rep.steps,
+            "scorer_version": rep.scorer_version,
+            "scorer_url": rep.scorer_url or "in-process",
+            "seeds": [r.seed for r in rep.runs],
+            "reused_seeds": [r.seed for r in rep.runs if r.reused],
+            "final_reward": dg.MetadataValue.json({r.seed: r.final_reward for r in rep.runs}),
+            "mean_vqa_all": sum(vqa_all) / len(vqa_all) if vqa_all else None,
+            "sft_checkpoints": dg.MetadataValue.json([r.sft_url for r in rep.runs]),
+            "checkpoints": dg.MetadataValue.json([r.url for r in rep.runs]),
+        },
+        data_version=dg.DataVersion(rep.digest[:16]),
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from rs_pipeline.core.vlm.answers import accuracy_by_type, extract_answer, is_correct
+from rs_pipeline.core.answers import accuracy_by_type, extract_answer, is_correct
 
 # (reply, reference, verdict): one row per behaviour of the rule.
 VERDICTS = [
