@@ -9,6 +9,7 @@ each selection's fine-tune, then the unpartitioned report.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,6 +26,7 @@ from rs_pipeline.core.vlm.stage import trains_vlm
 from rs_pipeline.defs.graph import ASSETS, BATCH_ASSETS, toposorted
 from rs_pipeline.defs.partitions import batch_partitions, scorer_partitions, selection_partitions
 from rs_pipeline.defs.resources import build_resources
+from rs_pipeline.defs.run_hygiene import fail_dead_runs, launch_tags
 
 
 @dataclass
@@ -106,6 +108,40 @@ def _metadata(result, suffix: str = "") -> dict[str, dict]:
     return out
 
 
+@dataclass(frozen=True)
+class Step:
+    """One materialization that finished: what, which partition, `done` of `total`, how long."""
+
+    stage: str
+    partition: str | None
+    done: int
+    total: int
+    success: bool
+    seconds: float
+
+
+# Dagster's console logger at WARNING: no DEBUG/INFO event stream, step errors still shown.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class Watch:
+    """How a launch reports: `on_step` after each materialization (counted against `total`),
+    and `run_config` for every run (e.g. `QUIET_RUN_CONFIG`). The default reports nothing."""
+
+    on_step: Callable[[Step], None] | None = None
+    run_config: dict | None = None
+    total: int = 0
+    done: int = 0
+
+    def finished(self, assets, partition_key, success: bool, seconds: float) -> None:
+        self.done += 1
+        if self.on_step is not None:
+            stage = ",".join(a.key.to_user_string() for a in assets)
+            key = None if partition_key is None else str(partition_key)
+            self.on_step(Step(stage, key, self.done, max(self.total, self.done), success, seconds))
+
+
 @dataclass
 class _Runs:
     """`dg.materialize` calls on one instance with one set of resources, and what they gave."""
@@ -114,13 +150,22 @@ class _Runs:
     instance: dg.DagsterInstance
     success: bool = True
     metadata: dict[str, dict] = field(default_factory=dict)
+    watch: Watch = field(default_factory=Watch)
 
     def materialize(
         self, assets: Sequence[dg.AssetsDefinition], *, partition_key=None, suffix: str = ""
     ) -> None:
+        extra = {"run_config": self.watch.run_config} if self.watch.run_config else {}
+        start = time.monotonic()
         done = dg.materialize(
-            assets, partition_key=partition_key, resources=self.resources, instance=self.instance
+            assets,
+            partition_key=partition_key,
+            resources=self.resources,
+            instance=self.instance,
+            tags=launch_tags(),  # so a later launch can fail this run if the process dies
+            **extra,
         )
+        self.watch.finished(assets, partition_key, done.success, time.monotonic() - start)
         self.success &= done.success
         self.metadata |= _metadata(done, suffix)
 
@@ -134,13 +179,20 @@ class _Runs:
         )
 
 
+def _runs(config: str, instance: dg.DagsterInstance | None, watch: Watch | None) -> _Runs:
+    return _Runs(
+        resources=build_resources(config), instance=instance or _instance(), watch=watch or Watch()
+    )
+
+
 def materialize_batch(
-    config: str, batch: str, instance: dg.DagsterInstance | None = None
+    config: str, batch: str, instance: dg.DagsterInstance | None = None, watch: Watch | None = None
 ) -> LaunchResult:
     """Register `batch` and materialize every batch-partitioned asset for it, in one run."""
     check_batch_key(batch)
     cfg = load_config(config)
-    runs = _Runs(resources=build_resources(config), instance=instance or _instance())
+    runs = _runs(config, instance, watch)
+    fail_dead_runs(runs.instance)
     runs.instance.add_dynamic_partitions(batch_partitions.name, [batch])
     runs.materialize(BATCH_ASSETS, partition_key=batch)
     return runs.result(cfg, batch=batch)
@@ -160,11 +212,15 @@ def _version_keys(asset: dg.AssetsDefinition, version: str, batches: list[str]) 
 
 
 def materialize_scorers(
-    config: str, batches: list[str], instance: dg.DagsterInstance | None = None
+    config: str,
+    batches: list[str],
+    instance: dg.DagsterInstance | None = None,
+    watch: Watch | None = None,
 ) -> LaunchResult:
     """Train/register every scorer version, score each batch with it, then select subsets."""
     cfg = load_config(config)
-    runs = _Runs(resources=build_resources(config), instance=instance or _instance())
+    runs = _runs(config, instance, watch)
+    fail_dead_runs(runs.instance)
     for version in versions(cfg.scoring):
         runs.instance.add_dynamic_partitions(scorer_partitions.name, [version])
         for asset in PHASES[scorer_partitions.name]:
@@ -189,14 +245,17 @@ TRAINS_ON: dict[str, Callable[[PipelineConfig, str], bool]] = {
 }
 
 
-def materialize_evaluation(config: str, instance: dg.DagsterInstance | None = None) -> LaunchResult:
+def materialize_evaluation(
+    config: str, instance: dg.DagsterInstance | None = None, watch: Watch | None = None
+) -> LaunchResult:
     """Fine-tune CLIP (and the VLM, with its best-of-N) on every configured selection, then
     write the evaluation report.
 
     Selection partitions are registered by curated_subsets: run `materialize_scorers` first.
     """
     cfg = load_config(config)
-    runs = _Runs(resources=build_resources(config), instance=instance or _instance())
+    runs = _runs(config, instance, watch)
+    fail_dead_runs(runs.instance)
     for name in selections_of(cfg):
         for asset in PHASES[selection_partitions.name]:
             if TRAINS_ON[asset.key.to_user_string()](cfg, name):
@@ -206,36 +265,58 @@ def materialize_evaluation(config: str, instance: dg.DagsterInstance | None = No
     return runs.result(cfg, batch="")
 
 
+def step_count(cfg: PipelineConfig, batches: list[str]) -> int:
+    """How many materializations run_all makes when every one succeeds (its progress total)."""
+    per_version = sum(len(_version_keys(a, "v", batches)) for a in PHASES[scorer_partitions.name])
+    fine_tunes = sum(
+        TRAINS_ON[a.key.to_user_string()](cfg, name)
+        for name in selections_of(cfg)
+        for a in PHASES[selection_partitions.name]
+    )
+    report = 1 if PHASES[None] else 0
+    return len(batches) + len(versions(cfg.scoring)) * per_version + fine_tunes + report
+
+
 def _launches(
-    config: str, batches: list[str], instance: dg.DagsterInstance
+    config: str, batches: list[str], instance: dg.DagsterInstance, watch: Watch
 ) -> list[tuple[Callable[[], LaunchResult], str]]:
     """run_all's launches (with their metadata suffixes), in the order of the phases."""
     by_phase = {
         batch_partitions.name: [
-            (partial(materialize_batch, config, b, instance), f"[{b}]") for b in batches
+            (partial(materialize_batch, config, b, instance, watch), f"[{b}]") for b in batches
         ],
-        scorer_partitions.name: [(partial(materialize_scorers, config, batches, instance), "")],
-        selection_partitions.name: [(partial(materialize_evaluation, config, instance), "")],
+        scorer_partitions.name: [
+            (partial(materialize_scorers, config, batches, instance, watch), "")
+        ],
+        selection_partitions.name: [(partial(materialize_evaluation, config, instance, watch), "")],
         None: [],  # materialize_evaluation's last run, once every fine-tune has succeeded
     }
     return [launch for phase in PHASES for launch in by_phase[phase]]
 
 
 def run_all(
-    config: str, batches: list[str], instance: dg.DagsterInstance | None = None
+    config: str,
+    batches: list[str],
+    instance: dg.DagsterInstance | None = None,
+    watch: Watch | None = None,
 ) -> LaunchResult:
     """The whole graph, in order: every batch, every scorer version, fine-tunes, the report.
 
-    Stops at the first failing launch: later ones would only fail on missing inputs.
+    Stops at the first failing launch: later ones would only fail on missing inputs. `watch`
+    hears of each materialization as it finishes (its `total` is set here) and may quiet the
+    runs' console logs.
     """
     cfg, instance = load_config(config), instance or _instance()
+    fail_dead_runs(instance)
+    watch = watch or Watch()
+    watch.total = step_count(cfg, batches)
     result = LaunchResult(
         success=True,
         batch=",".join(batches),
         artifact_root=cfg.storage.root,
         lineage_db=cfg.storage.lineage_db,
     )
-    for launch, suffix in _launches(config, batches, instance):
+    for launch, suffix in _launches(config, batches, instance, watch):
         done = launch()
         result.metadata |= {k + suffix: v for k, v in done.metadata.items()}
         if not done.success:

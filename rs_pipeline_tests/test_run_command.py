@@ -48,10 +48,19 @@ def _capture(fn):
     import contextlib
     import io
 
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    buf = io.StringIO()  # stdout and stderr (where Dagster's console log goes) together
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
         rc = fn()
     return rc, buf.getvalue()
+
+
+def test_run_prints_one_progress_line_per_step_and_no_dagster_debug_events(ran):
+    config, _, (rc, out) = ran
+    total = launch.step_count(load_config(config), ["b1"])
+    progress = [line for line in out.splitlines() if line.startswith("[") and "ETA " in line]
+    assert [int(line[1:].split("/")[0]) for line in progress] == list(range(1, total + 1))
+    assert progress[-1].startswith(f"[{total}/{total}] evaluation_report  ok in ")
+    assert " - DEBUG - " not in out and "STEP_START" not in out
 
 
 def test_run_prints_the_headline_table_and_where_the_report_is(ran):

@@ -14,6 +14,22 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
 
 
+def drop_orphans(fs, path: str) -> list[str]:
+    """Delete `<path>.tmp-*` siblings left by writers of `path` that died (kill -9, OOM).
+
+    Called as a local write of `path` starts, before its own temp file exists. Safe because a
+    file has one writer at a time: each table belongs to one partition of one asset, and
+    Dagster runs a partition's step once at a time (a re-run starts after the dead run), so a
+    temp sibling that exists now belongs to a writer that is gone. Returns what was deleted.
+    """
+    folder, name = posixpath.split(path)
+    prefix = f"{name}.tmp-"
+    orphans = [p for p in fs.ls(folder, detail=False) if posixpath.basename(p).startswith(prefix)]
+    for orphan in orphans:
+        fs.rm(orphan)
+    return orphans
+
+
 @dataclass
 class ArtifactStore:
     """Reads and writes Parquet tables under one root URL.
@@ -57,6 +73,7 @@ class ArtifactStore:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if self.is_local:
             # Write beside, then rename: a crash never leaves a half-written manifest.
+            drop_orphans(self.fs, path)
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
             with self.fs.open(tmp, "wb") as fh:
                 pq.write_table(table, fh)
@@ -78,6 +95,15 @@ class ArtifactStore:
             return pq.read_table(fh)
 
 
+def store_of(cfg: Any) -> ArtifactStore:
+    """The store of a `PipelineConfig`: `storage.root` with its `storage.storage_options`.
+
+    Build the store from a configuration only through here, so an `s3://` root's endpoint (and
+    any other fsspec option) is never dropped on the way.
+    """
+    return ArtifactStore(cfg.storage.root, cfg.storage.storage_options)
+
+
 class TableWriter:
     """Streams rows into one Parquet file in fixed-size row groups (bounded memory).
 
@@ -91,6 +117,8 @@ class TableWriter:
         self._path = store.path(*parts)
         self._tmp = f"{self._path}.tmp-{uuid.uuid4().hex}" if store.is_local else None
         store.fs.makedirs(posixpath.dirname(self._path), exist_ok=True)
+        if self._tmp is not None:
+            drop_orphans(store.fs, self._path)
         self._fh = store.fs.open(self._tmp or self._path, "wb")
         self._writer = pq.ParquetWriter(self._fh, schema)
         self._rows: list[dict] = []

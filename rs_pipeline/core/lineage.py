@@ -63,9 +63,27 @@ _MIGRATE_SCORES_KEYS = (
 )
 
 
+def _add_new_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Columns a schema gained since the database was made (e.g. samples.notes), added as
+    NULL for old rows: CREATE TABLE IF NOT EXISTS leaves an existing table as it was."""
+    have = set(
+        con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'"
+        ).fetchall()
+    )
+    for name, schema in TABLES.items():
+        for f in schema:
+            if (name, f.name) not in have:
+                con.execute(
+                    f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {f.name} {_duck_type(f.type)}"
+                )
+
+
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     """One-time rewrites of databases written by older versions, recorded in lineage_meta."""
     con.execute(_META_DDL)
+    _add_new_columns(con)
     done = {r[0] for r in con.execute("SELECT name FROM lineage_meta").fetchall()}
     if _SCORES_KEY_MIGRATION not in done:
         con.execute("BEGIN TRANSACTION")
@@ -173,7 +191,9 @@ class LineageStore:
                 where = "asset = ? AND partition_key = ?"
                 con.execute(f"DELETE FROM {table} WHERE {where}", [asset, partition_key])
                 con.register("incoming", tagged)
-                con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+                # By name: a column added by migration sits after the provenance columns.
+                cols = ", ".join(tagged.schema.names)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming")
                 con.unregister("incoming")
                 n = con.execute(
                     f"SELECT count(*) FROM {table} WHERE {where}", [asset, partition_key]
@@ -206,10 +226,32 @@ class BatchSummary:
     by_source: list[tuple[str, int, int]]  # (source, admitted, quarantined)
     by_class: list[tuple[str, int]]
     by_reason: list[tuple[str, int]]
+    # Inputs merged into an already-admitted image. Ingest keeps one row per image and
+    # appends each duplicate's URI to its `source_uris`, so duplicates = sum(len - 1).
+    duplicates: int = 0
+
+    @property
+    def unique(self) -> int:
+        """Admitted images (one `samples` row each)."""
+        return sum(admitted for _, admitted, _ in self.by_source)
+
+    @property
+    def quarantined(self) -> int:
+        """Inputs rejected with a reason."""
+        return sum(q for _, _, q in self.by_source)
+
+    @property
+    def inputs(self) -> int:
+        """Every input of the batch: inputs = unique + duplicates + quarantined."""
+        return self.unique + self.duplicates + self.quarantined
 
 
 def batch_summary(store: LineageStore, batch: str) -> BatchSummary:
-    """What the lineage store knows about one ingest batch."""
+    """What the lineage store knows about one ingest batch, reconciled to its inputs.
+
+    Duplicates are not rows of their own: they are read from each sample's `source_uris`
+    (the first URI is the admitted input, every further one a merged exact duplicate).
+    """
     with store.connect() as con:
         by_source = con.execute(
             """
@@ -229,4 +271,9 @@ def batch_summary(store: LineageStore, batch: str) -> BatchSummary:
             "SELECT reason, count(*) FROM quarantine WHERE batch = ? GROUP BY reason ORDER BY 1",
             [batch],
         ).fetchall()
-    return BatchSummary(batch, by_source, by_class, by_reason)
+        (duplicates,) = con.execute(
+            "SELECT coalesce(sum(greatest(len(source_uris) - 1, 0)), 0)::BIGINT FROM samples "
+            "WHERE batch = ?",
+            [batch],
+        ).fetchone()
+    return BatchSummary(batch, by_source, by_class, by_reason, duplicates)

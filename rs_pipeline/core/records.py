@@ -7,7 +7,7 @@ DuckDB lineage tables (DuckDB creates its tables from it).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 import pyarrow as pa
@@ -33,6 +33,20 @@ class QuarantineReason(StrEnum):
     PATH_OUTSIDE_ROOT = "path_outside_root"
     NOT_IN_LAYOUT = "not_in_layout"
     UNLISTED_EXTENSION = "unlisted_extension"
+    NOT_A_REGULAR_FILE = "not_a_regular_file"  # FIFO, socket, device: opening one may block
+
+
+class SampleNote(StrEnum):
+    """What ingest decided about an admitted image that a reader should know.
+
+    A note never removes the image (that is quarantine's job), so it adds no row and every
+    count still reconciles. Each `Sample.notes` entry reads "<note>: <detail>".
+    """
+
+    LABEL_CONFLICT = "label_conflict"  # one image under several labels; label set to None
+    ANIMATED_FIRST_FRAME = "animated_first_frame"  # several frames; only the first kept
+    TRAILING_BYTES_STRIPPED = "trailing_bytes_stripped"  # bytes after a JPEG's EOI dropped
+    EXIF_UNREADABLE = "exif_unreadable"  # EXIF present but unparseable; orientation not applied
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,9 @@ class Sample:
     acquisition_date: str | None
     annotation_json: str | None
     captions: list[str]
+    # Every label the image was found under, when they disagree (then `label` is None).
+    conflicting_labels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # SampleNote entries, "<note>: <detail>"
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ SAMPLE_SCHEMA = pa.schema(
         ("acquisition_date", pa.string()),
         ("annotation_json", pa.string()),
         ("captions", pa.list_(pa.string())),
+        ("conflicting_labels", pa.list_(pa.string())),
+        ("notes", pa.list_(pa.string())),
     ]
 )
 

@@ -20,7 +20,7 @@ class Recorder:
     def __init__(self, fail=lambda names, key: False):
         self.calls, self.fail = [], fail
 
-    def __call__(self, assets, partition_key=None, resources=None, instance=None):
+    def __call__(self, assets, partition_key=None, resources=None, instance=None, **kwargs):
         names = tuple(a.key.to_user_string() for a in assets)
         key = None if partition_key is None else str(partition_key)
         self.calls.append((names, key))

@@ -28,6 +28,7 @@ from rs_pipeline.core.ingest.images import load_images
 from rs_pipeline.core.layout import CHECKPOINTS_ASSET, checkpoint_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.names import ALL_SELECTION, parse_selection
+from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import CHECKPOINT_SCHEMA
 from rs_pipeline.core.selection.manifest import SelectionManifest, load_selection
 from rs_pipeline.core.training.contrastive import ContrastivePlan, train_contrastive
@@ -181,6 +182,7 @@ def run_clip_checkpoints(
         steps=cfg.finetune.steps,
         excluded=excluded,
     )
+    progress = Progress(len(cfg.finetune.seeds), log, what=f"{selection}: seeds")
     for seed in cfg.finetune.seeds:
         model, preprocess, tokenizer, run = _train_seed(
             cfg, manifest=manifest, pairs=pairs, seed=seed, store=store, device=device, log=log
@@ -210,6 +212,7 @@ def run_clip_checkpoints(
                 )
                 for m, v in metrics.items()
             ]
+        progress.step()
     _record(rep, manifest, store, lineage, run_id)
     return rep
 

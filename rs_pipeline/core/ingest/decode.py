@@ -1,4 +1,17 @@
-"""Decode one encoded image into bounded RGB, or say exactly why it cannot be admitted."""
+"""Decode one encoded image into bounded RGB, or say exactly why it cannot be admitted.
+
+Besides mode and size, decoding records what else it did, in `normalisation` (what was done
+to the pixels) and in `notes` (`SampleNote`s a reader of the manifest should know):
+
+- EXIF orientation (2-8) is applied, as a viewer would show the photo: width and height swap
+  for 5-8. An EXIF block that cannot be parsed is noted `exif_unreadable`, not guessed at.
+- An animated image (GIF, WebP, APNG, MPO with n_frames > 1) keeps its first frame, noted
+  `animated_first_frame` with the frame count; a friendlier outcome than quarantine, as the
+  first frame is a real image. Multi-page TIFF stays rejected (pages are often bands).
+- `strip_jpeg_trailer` cuts bytes after a JPEG's end-of-image marker; batch ingest calls it
+  before hashing, so the sample_id is the sha256 of the stripped bytes: two files that differ
+  only in trailing junk are one image, and the stored original holds no junk.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +20,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rs_pipeline.core.config import IngestConfig
-from rs_pipeline.core.records import QuarantineReason
+from rs_pipeline.core.records import QuarantineReason, SampleNote
 
 # Leading bytes of formats we recognise: an unreadable file that starts like one of these is
 # a damaged image ("corrupt"), anything else is "not_an_image".
@@ -41,6 +54,7 @@ class Decoded:
     orig_mode: str
     orig_size: tuple[int, int]
     normalisation: str
+    notes: tuple[str, ...] = ()  # SampleNote entries, "<note>: <detail>"
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,66 @@ def _ends_early(data: bytes) -> bool:
     if data.startswith(b"\x89PNG"):
         return b"IEND" not in data[-16:]
     return False
+
+
+def _skip_scan(data: bytes, pos: int) -> int:
+    """Offset of the first marker after entropy-coded data at `pos` (or len(data)): inside
+    a scan, 0xFF is followed by a stuffed 0x00, a restart marker or more 0xFF fill."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        nxt = data[pos + 1]
+        if nxt == 0xFF:
+            pos += 1
+        elif nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+            pos += 2
+        else:
+            return pos
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """Offset just past the EOI that ends the JPEG, or None when it cannot be told.
+
+    Segments are walked by their lengths, so an EXIF thumbnail's own EOI (inside APP1) is
+    not mistaken for the end; an MPO (APP2 "MPF") is left whole, its later pictures follow
+    the first EOI on purpose.
+    """
+    pos, n = 2, len(data)
+    while pos + 1 < n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return pos + 2
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return None
+        if marker == 0xE2 and data[pos + 4 : pos + 8] == b"MPF\x00":
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next marker
+            pos = _skip_scan(data, pos)
+    return None
+
+
+def strip_jpeg_trailer(data: bytes) -> tuple[bytes, int]:
+    """(bytes up to and including a JPEG's EOI, how many trailing bytes were cut).
+
+    Anything that is not a complete, parseable JPEG is returned whole (0 cut), so truncation
+    and corruption are still diagnosed by decoding.
+    """
+    if not data.startswith(b"\xff\xd8\xff"):
+        return data, 0
+    end = _jpeg_end(data)
+    if end is None or end >= len(data):
+        return data, 0
+    return data[:end], len(data) - end
 
 
 def _stretch_to_rgb(image: Image.Image) -> Image.Image:
@@ -131,6 +205,26 @@ def _decode_failure(err: Exception, data: bytes) -> Rejected:
     return Rejected(QuarantineReason.CORRUPT, detail)
 
 
+def _orientation(image: Image.Image) -> int | None:
+    """EXIF orientation (1 when absent), or None when the EXIF block cannot be parsed."""
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # Pillow raises assorted types (struct.error, SyntaxError, ...) here
+        return None
+
+
+def _upright(image: Image.Image, steps: list[str], notes: list[str]) -> Image.Image:
+    """The image as its EXIF orientation says it is shown; what was done goes to steps/notes."""
+    orientation = _orientation(image)
+    if orientation is None:
+        notes.append(f"{SampleNote.EXIF_UNREADABLE}: orientation not applied")
+        return image
+    if not 2 <= orientation <= 8:
+        return image
+    steps.append(f"exif orientation {orientation} applied")
+    return ImageOps.exif_transpose(image)
+
+
 def decode_image(data: bytes, cfg: IngestConfig) -> Decoded | Rejected:
     """Decode, normalise to RGB and bound the size; never raises for bad input."""
     if not data:
@@ -138,16 +232,22 @@ def decode_image(data: bytes, cfg: IngestConfig) -> Decoded | Rejected:
     opened = _open(data, cfg)
     if isinstance(opened, Rejected):
         return opened
+    # Counted before load: seeking frames after load would discard the loaded first frame.
+    frames = getattr(opened, "n_frames", 1)
     failed = _load(opened, data)
     if failed is not None:
         return failed
     orig_mode, orig_size, orig_format = opened.mode, opened.size, opened.format or "unknown"
-    rgb = _normalise_mode(opened, cfg)
+    steps: list[str] = [] if orig_mode == "RGB" else [f"mode {orig_mode}->RGB"]
+    notes: list[str] = []
+    if frames > 1:
+        steps.append(f"frame 1 of {frames}")
+        notes.append(f"{SampleNote.ANIMATED_FIRST_FRAME}: {frames} frames, only the first kept")
+    rgb = _normalise_mode(_upright(opened, steps, notes), cfg)
     if isinstance(rgb, Rejected):
         return rgb
-    steps = [] if orig_mode == "RGB" else [f"mode {orig_mode}->RGB"]
     if max(rgb.size) > cfg.max_side:
         rgb = rgb.copy()
         rgb.thumbnail((cfg.max_side, cfg.max_side), Image.Resampling.LANCZOS)
         steps.append(f"resized {orig_size[0]}x{orig_size[1]}->{rgb.size[0]}x{rgb.size[1]}")
-    return Decoded(rgb, orig_format, orig_mode, orig_size, "; ".join(steps))
+    return Decoded(rgb, orig_format, orig_mode, orig_size, "; ".join(steps), tuple(notes))

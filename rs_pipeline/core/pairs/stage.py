@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -14,12 +15,15 @@ from rs_pipeline.core.device import resolve_device
 from rs_pipeline.core.layout import CAPTIONS_FILE, PAIRS_ASSET, PAIRS_FILE, captions_dir, pairs_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.pairs.build import agreement_rate, best_vs_rest, pairwise_agreement
-from rs_pipeline.core.pairs.rsrm import import_rsrm
+from rs_pipeline.core.pairs.rsrm import MAX_PROBLEMS_LISTED, RecordProblem, import_rsrm
 from rs_pipeline.core.pairs.split import assign_split, split_key
 from rs_pipeline.core.pairs.vqa import PriorAnswerer, Question, is_correct, questions_for
 from rs_pipeline.core.records import PAIR_SCHEMA, PreferencePair, pair_id_of, to_table
 from rs_pipeline.core.seeds import unit_from
 from rs_pipeline.core.sources.synthrs import TileAnnotation
+
+log = logging.getLogger(__name__)
+_IMPORTED_KEYS = ("read", "attached_pairs")  # rep.imports keys that are not a failure
 
 
 @dataclass
@@ -34,6 +38,7 @@ class PairsReport:
     skipped: Counter = field(default_factory=Counter)
     vqa: Counter = field(default_factory=Counter)
     imports: Counter = field(default_factory=Counter)
+    import_problems: list[RecordProblem] = field(default_factory=list)  # per record, with line
     agreement_parts: dict[str, list] = field(default_factory=lambda: defaultdict(list))
     samples_in_both_splits: int = 0
     judged_images: int = 0  # images the judge ranked (pairs.judged_fraction of the batch)
@@ -161,9 +166,13 @@ def _vqa(chunk, questions: dict[str, list[Question]], answerer, out: _Pairs, rep
 
 
 def _imports(cfg: PairsConfig, out: _Pairs, rep) -> None:
-    for pair in import_rsrm(cfg.import_files, cfg.import_image_root, rep.imports):
+    problems = rep.import_problems
+    for pair in import_rsrm(cfg.import_files, cfg.import_image_root, rep.imports, problems):
         if pair.sample_id not in out.splits:
-            rep.imports["image_not_in_batch"] += 1
+            rep.imports["image_not_in_batch"] += 1  # per pair; listed once per record
+            bad = RecordProblem(pair.source, pair.line, "image_not_in_batch", pair.sample_id)
+            if (not problems or problems[-1] != bad) and len(problems) < MAX_PROBLEMS_LISTED:
+                problems.append(bad)
             continue
         rep.imports["attached_pairs"] += 1
         out.add(
@@ -174,6 +183,15 @@ def _imports(cfg: PairsConfig, out: _Pairs, rep) -> None:
             rejected=pair.rejected,
             judge="rsrm-import",
         )
+    _warn_unattached(rep)
+
+
+def _warn_unattached(rep) -> None:
+    """Log what of the imported files attached to nothing, by reason (also in `rep.imports`)."""
+    unattached = {k: n for k, n in sorted(rep.imports.items()) if k not in _IMPORTED_KEYS}
+    if unattached:
+        first = "; ".join(f"{p.source}:{p.line} {p.reason}" for p in rep.import_problems[:5])
+        log.warning("preference import: not attached, by reason %s (first: %s)", unattached, first)
 
 
 def _answerer(cfg: PipelineConfig, questions: list[Question]):

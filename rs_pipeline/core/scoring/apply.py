@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -23,6 +23,7 @@ from rs_pipeline.core.layout import (
     scores_dir,
 )
 from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import SCORE_SCHEMA
 from rs_pipeline.core.rewards.client import RemoteScorer
 from rs_pipeline.core.scoring.backends import CONFIG_FILE, load_scorer
@@ -95,15 +96,18 @@ def run_pair_scores(
     store: ArtifactStore,
     lineage: LineageStore,
     run_id: str,
+    log: Callable[[str], None] | None = None,
 ) -> PairScoresReport:
-    """Score every ok candidate of `batch` with `version`; Parquet + lineage rows."""
+    """Score every ok candidate of `batch` with `version`; Parquet + lineage rows (progress
+    lines through `log`)."""
     # The oracle reads this batch's recorded true quality from the store, not weights.
     scorer = stored_scorer(store, version, batches=[batch])
-    stream = PairStream(
-        store.fs, store.path(images_dir(batch), "images.parquet"), _texts(store, batch)
-    )
+    stream_texts = _texts(store, batch)
+    stream = PairStream(store.fs, store.path(images_dir(batch), "images.parquet"), stream_texts)
     writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), SCORES_FILE)
     n, total, images = 0, 0.0, set()
+    texts = sum(len(v) for v in stream_texts.values())
+    progress = Progress(texts, log, what=f"{version} on {batch}: pairs")
     try:
         for refs, scores in score_pairs(
             scorer, stream, cfg.scoring.score_batch_size, cfg.scoring.num_workers,
@@ -116,6 +120,7 @@ def run_pair_scores(
                 n += 1
                 total += score
                 images.add(ref.sample_id)
+            progress.step(len(refs))
     except BaseException:
         writer.abort()
         raise

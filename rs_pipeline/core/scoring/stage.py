@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rs_pipeline.core.artifacts import ArtifactStore
@@ -12,7 +13,7 @@ from rs_pipeline.core.config import PipelineConfig, ScorerSpec
 from rs_pipeline.core.device import resolve_device
 from rs_pipeline.core.layout import SCORE_MODEL_ASSET, model_dir
 from rs_pipeline.core.scoring.backends import BuildInputs, get_backend, save_scorer
-from rs_pipeline.core.scoring.data import load_pair_data
+from rs_pipeline.core.scoring.data import PairData, load_pair_data
 from rs_pipeline.core.scoring.train import (
     PairExample,
     StagePlan,
@@ -20,6 +21,7 @@ from rs_pipeline.core.scoring.train import (
     train_scorer,
 )
 from rs_pipeline.core.scoring.versions import spec_for, weights_digest
+from rs_pipeline.core.training.snapshots import Snapshots
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,37 @@ def _train_plan(spec: ScorerSpec) -> TrainPlan:
     )
 
 
-def _build(inputs: BuildInputs, workdir: Path, log):
+def _pairs_digest(pairs: list[PairExample]) -> str:
+    """sha256 of the pairs in order: texts, questions and image pixels (hashed once each)."""
+    h, seen = hashlib.sha256(), {}
+    for p in pairs:
+        if id(p.image) not in seen:
+            img = p.image
+            pixels = hashlib.sha256(f"{img.mode}|{img.size}|".encode() + img.tobytes())
+            seen[id(p.image)] = pixels.hexdigest()
+        h.update(json.dumps([seen[id(p.image)], p.chosen, p.rejected, p.question]).encode())
+    return h.hexdigest()
+
+
+def training_key(spec: ScorerSpec, data: PairData) -> str:
+    """What a training snapshot belongs to: the plan and the training data (batches, counts,
+    the pairs themselves). Another batch or changed pairs give another key, so training
+    starts afresh instead of resuming a stale run found by the version name alone."""
+    record = {
+        "plan": asdict(_train_plan(spec)),
+        "batches": list(data.batches),
+        "counts": [len(data.train), len(data.val), len(data.pool)],
+        "train": _pairs_digest(data.train),
+        "val": _pairs_digest(data.val),
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _snapshots(workdir: Path, key: str) -> Snapshots:
+    return Snapshots(workdir / "ckpt" / "last", key)  # where train_scorer keeps its snapshot
+
+
+def _build(inputs: BuildInputs, workdir: Path, log, key: str):
     """The scorer of a spec, trained where its backend learns; plus its training history."""
     spec = inputs.spec
     backend = get_backend(spec.backend, where=f"scorer {spec.name!r}")
@@ -77,7 +109,7 @@ def _build(inputs: BuildInputs, workdir: Path, log):
         return scorer, []
     result = train_scorer(
         scorer, inputs.data.train, inputs.data.val, _train_plan(spec), workdir / "ckpt",
-        inputs.device, log,
+        inputs.device, log, key=key,
     )  # fmt: skip
     return scorer, result.history
 
@@ -111,7 +143,8 @@ def run_score_model(
         raise ValueError("no validation pairs: raise pairs.val_fraction or ingest more images")
     workdir = Path(cfg.storage.work_dir) / SCORE_MODEL_ASSET / version
     inputs = BuildInputs(spec=spec, data=data, device=device, store=store)
-    scorer, history = _build(inputs, workdir, log)
+    key = training_key(spec, data)
+    scorer, history = _build(inputs, workdir, log, key)
     val_acc = pair_accuracy(scorer, _scorable(scorer, data.val))
     baseline = _baseline_accuracy(scorer, spec, data.val)
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +156,7 @@ def run_score_model(
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         digest = weights_digest(out) if any(out.glob("*.safetensors")) else "none"
         store.fs.put(str(out) + "/", store.path(model_dir(version)) + "/", recursive=True)
+    _snapshots(workdir, key).clear()  # saved: a later materialization trains afresh
     return ScoreModelReport(
         version, spec.backend, val_acc, baseline, len(data.train), len(data.val), data.batches,
         store.url(model_dir(version)), digest, history,

@@ -153,12 +153,14 @@ def _recalibrate(model, train: Sequence[PairExample], n: int = 256) -> None:
         model.recalibrate_norms([p.image for p in train[:n]])
 
 
-def _run_stage(model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path, device, log):
+def _run_stage(
+    model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path, device, log, *, key: str
+):
     """Train one stage from `state.step`; returns the number of steps taken."""
     sp = plan.stages[state.stage_index]
     params = _set_stage(model, sp.stage)
     opt = torch.optim.AdamW(params, lr=sp.lr, weight_decay=plan.weight_decay)
-    last = Snapshots(ckpt / "last")
+    last = Snapshots(ckpt / "last", key)
     if state.step and last.progress() is not None:  # mid-stage: the stage's own moments
         last.restore_optimizer(opt)
     taken = 0
@@ -196,14 +198,21 @@ def train_scorer(
     checkpoint_dir: str | Path,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    *,
+    key: str = "",
 ) -> TrainResult:
-    """Run every stage (resuming from `checkpoint_dir/last` if present); load the best weights."""
+    """Run every stage (resuming from `checkpoint_dir/last` if present); load the best weights.
+
+    `key` names the plan and data the snapshot belongs to (e.g. a digest of the pairs): a
+    snapshot under another key is ignored, so new training data starts afresh instead of
+    resuming a stale run. The caller clears the snapshot once the trained model is saved.
+    """
     if not train or not val:
         raise ValueError(f"need train and validation pairs, got {len(train)} and {len(val)}")
     ckpt = Path(checkpoint_dir)
     torch.manual_seed(plan.seed)
     model.to(device).train()
-    last = Snapshots(ckpt / "last")
+    last = Snapshots(ckpt / "last", key)
     progress = last.progress()
     state, resumed = TrainState(**(progress or {})), progress is not None
     if resumed:
@@ -217,7 +226,7 @@ def train_scorer(
         log(f"before training: val_acc {acc:.4f}")
     steps = 0
     while state.stage_index < len(plan.stages):
-        steps += _run_stage(model, train, val, plan, state, ckpt, device, log)
+        steps += _run_stage(model, train, val, plan, state, ckpt, device, log, key=key)
         if (ckpt / "best.safetensors").exists():
             _restore_best(model, ckpt)  # each stage starts from the best so far
         state.stage_index, state.step, state.evals_without_gain = state.stage_index + 1, 0, 0

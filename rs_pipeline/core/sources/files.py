@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
+import stat
 from typing import Any
 
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from rs_pipeline.core.records import QuarantineReason
+
+# Object stores hold only plain objects (no FIFOs, devices or symlinks), so the per-file
+# `info` call that would prove it is skipped there: it would double the requests per image.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "az", "adl", "memory"})
+
+# botocore's defaults wait 60 s per read and retry; a stalled connection then holds a batch
+# for minutes per object. Bounded, and overridable through `storage_options.config_kwargs`.
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60}
+
+
+def _protocol(fs: AbstractFileSystem) -> str:
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
 
 
 def url_prefix(fs: AbstractFileSystem) -> str:
     """`s3://` etc. for remote filesystems, "" for local paths."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    protocol = _protocol(fs)
     return "" if protocol in ("file", "local") else f"{protocol}://"
+
+
+def escape_name(name: str) -> str:
+    """`name` as valid UTF-8: each byte a POSIX file name held that is not UTF-8 becomes `%XX`.
+
+    Python hands such names over as surrogate escapes (U+DC80..U+DCFF), which Arrow refuses.
+    Percent-escaping only those bytes leaves every valid name unchanged, and the raw name comes
+    back with `os.fsdecode(urllib.parse.unquote_to_bytes(escaped))` unless the valid part
+    itself held a literal `%XX` (documented ambiguity; the file is still read by its raw name).
+    """
+    if name.isascii():
+        return name
+    return "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c for c in name)
+
+
+def open_fs(url: str, storage_options: dict[str, Any] | None = None):
+    """(filesystem, path) of `url`; S3 reads get bounded timeouts unless the user set them."""
+    options = dict(storage_options or {})
+    if url.startswith(("s3://", "s3a://")):
+        config = dict(options.get("config_kwargs") or {})
+        for key, value in S3_TIMEOUTS.items():
+            config.setdefault(key, value)
+        options["config_kwargs"] = config
+    return url_to_fs(url, **options)
 
 
 def subfolders(
@@ -35,14 +74,44 @@ def subfolders(
     return fs, sorted(e["name"].rstrip("/") for e in entries if e["type"] == "directory")
 
 
+def not_regular(fs: AbstractFileSystem, path: str) -> str | None:
+    """Why `path` is not a regular file (FIFO, socket, device, folder), or None if it is.
+
+    Checked without opening: opening a FIFO blocks until a writer appears, i.e. for ever.
+    """
+    if isinstance(fs, LocalFileSystem):
+        mode = os.stat(path).st_mode  # follows symlinks: the target is what would be read
+        return None if stat.S_ISREG(mode) else f"file mode {stat.filemode(mode)}"
+    if _protocol(fs) in _OBJECT_STORES:
+        return None
+    kind = fs.info(path).get("type")
+    return None if kind == "file" else f"type {kind!r}"
+
+
 def read_bytes(fs: AbstractFileSystem, path: str) -> tuple[bytes | None, tuple[str, str] | None]:
     """The file's bytes, or None and (reason, detail) for why it could not be read."""
+    shown = escape_name(path)
     try:
+        why = not_regular(fs, path)
+        if why is not None:
+            return None, (QuarantineReason.NOT_A_REGULAR_FILE, f"{why}: {shown}")
         return fs.cat_file(path), None
     except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        return None, (QuarantineReason.UNREADABLE, f"{type(err).__name__}: {path}")
+        return None, (QuarantineReason.UNREADABLE, f"{type(err).__name__}: {shown}")
     except OSError as err:
-        return None, (QuarantineReason.UNREADABLE, f"OSError reading {path}: {err}")
+        detail = escape_name(f"OSError reading {path}: {err}")
+        return None, (QuarantineReason.UNREADABLE, detail)
+
+
+def real_inside(fs: AbstractFileSystem, root: str, path: str) -> bool:
+    """Whether `path`, symlinks resolved, stays under `root` (also resolved).
+
+    Only local filesystems have symlinks; object-store keys are taken as they are.
+    """
+    if not isinstance(fs, LocalFileSystem):
+        return True
+    real_root = os.path.realpath(root).rstrip("/") + "/"
+    return os.path.realpath(path).startswith(real_root)
 
 
 def resolve_inside(root: str, relative: str) -> str | None:

@@ -6,11 +6,15 @@ import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from fsspec.core import url_to_fs
-
 from rs_pipeline.core.records import QuarantineReason
 from rs_pipeline.core.sources.base import RawItem
-from rs_pipeline.core.sources.files import read_bytes, url_prefix
+from rs_pipeline.core.sources.files import (
+    escape_name,
+    open_fs,
+    read_bytes,
+    real_inside,
+    url_prefix,
+)
 
 # A drop written by a producer ends with this empty file (core/landing.py waits for it).
 COMPLETION_MARKER = "_SUCCESS"
@@ -21,6 +25,9 @@ class ImageFolderSource:
 
     Files elsewhere in the tree, or with an unlisted extension, are not silently skipped:
     they reach quarantine with their reason, so the batch's counts account for every file.
+    Only regular files inside the root are read: a symlink resolving outside it, a FIFO or a
+    device is quarantined unread. Names that are not UTF-8 are kept percent-escaped
+    (`files.escape_name`) in the URI and label; the file itself is read by its raw name.
     """
 
     def __init__(
@@ -38,7 +45,7 @@ class ImageFolderSource:
     def iter_items(self, batch: str) -> Iterator[RawItem]:
         """Files in sorted order, so ids and rows are deterministic."""
         url = self.path.replace("{batch}", batch)
-        fs, root = url_to_fs(url, **self.storage_options)
+        fs, root = open_fs(url, self.storage_options)
         if not fs.isdir(root):
             raise FileNotFoundError(
                 f"imagefolder source {self.name!r}: {url} is not a folder; "
@@ -50,16 +57,19 @@ class ImageFolderSource:
             if parts == [COMPLETION_MARKER]:
                 continue  # the landing drop's completion marker, not an input
 
-            label = parts[0] if len(parts) == 2 else None
+            label = escape_name(parts[0]) if len(parts) == 2 else None
             if len(parts) != 2:
                 data, problem = None, (QuarantineReason.NOT_IN_LAYOUT, "not <class>/<file>")
             elif not path.lower().endswith(self.extensions):
                 detail = f"extension not in {list(self.extensions)}"
                 data, problem = None, (QuarantineReason.UNLISTED_EXTENSION, detail)
+            elif not real_inside(fs, root, path):
+                detail = f"symlink resolves outside {escape_name(root)}"
+                data, problem = None, (QuarantineReason.PATH_OUTSIDE_ROOT, detail)
             else:
                 data, problem = read_bytes(fs, path)
             yield RawItem(
-                uri=f"{prefix}{path}",
+                uri=escape_name(f"{prefix}{path}"),
                 source=self.name,
                 source_kind="imagefolder",
                 data=data,

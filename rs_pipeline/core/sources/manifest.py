@@ -5,7 +5,7 @@ optional `label`, `captions` (a list, or in CSV a JSON list or one caption), and
 `gsd_m`, `sensor`, `lat`, `lon`, `acquisition_date`. Other columns are ignored. A file with
 its own names is mapped by `columns` (our field -> its column, e.g. `{path: filename, captions:
 title}` for a CLIP-style `filename,title` CSV). A path that resolves outside `root` is
-quarantined, never read.
+quarantined, never read; on a local filesystem so is a path whose symlinks resolve outside it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from fsspec.core import url_to_fs
 
 from rs_pipeline.core.records import QuarantineReason
 from rs_pipeline.core.sources.base import GeoMetadata, RawItem
-from rs_pipeline.core.sources.files import read_bytes, resolve_inside, url_prefix
+from rs_pipeline.core.sources.files import (
+    open_fs,
+    read_bytes,
+    real_inside,
+    resolve_inside,
+    url_prefix,
+)
 
 FORMATS = (".csv", ".parquet", ".jsonl", ".json")
 
@@ -110,7 +116,7 @@ class ManifestSource:
     def iter_items(self, batch: str) -> Iterator[RawItem]:
         """Rows of the manifest, each resolved inside the root and read."""
         url = self.path.replace("{batch}", batch)
-        fs, mpath = url_to_fs(url, **self.storage_options)
+        fs, mpath = open_fs(url, self.storage_options)
         table = apply_columns(read_manifest(fs, mpath), self.columns, f"manifest {url}")
         if "path" not in table.column_names:
             raise ValueError(
@@ -123,9 +129,9 @@ class ManifestSource:
         for row in table.to_pylist():
             rel = str(row["path"])
             resolved = resolve_inside(root, rel)
-            if resolved is None:
+            if resolved is None or not real_inside(fs, root, resolved):
                 data, problem = None, (QuarantineReason.PATH_OUTSIDE_ROOT, f"{rel} not in {root}")
-                uri = rel
+                uri = rel if resolved is None else f"{prefix}{resolved}"
             else:
                 data, problem = read_bytes(fs, resolved)
                 uri = f"{prefix}{resolved}"

@@ -36,6 +36,7 @@ from rs_pipeline.core.layout import (
 )
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.names import ALL_SELECTION, parse_selection
+from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import VLM_CHECKPOINT_SCHEMA
 from rs_pipeline.core.selection.manifest import SelectionManifest, load_selection
 from rs_pipeline.core.training.snapshots import Snapshots
@@ -303,6 +304,7 @@ def run_vlm_checkpoints(
         sft_url=sft_url,
         excluded=excluded,
     )
+    progress = Progress(len(cfg.vlm.seeds), log, what=f"{selection}: VLM seeds")
     for seed in cfg.vlm.seeds:
         model, processor, run = _train_seed(
             cfg,
@@ -325,6 +327,7 @@ def run_vlm_checkpoints(
             excluded=excluded,
             device=device,
         )
+        progress.step()
     summary = {
         "selection": rep.selection,
         "manifest_digest": rep.digest,

@@ -90,7 +90,15 @@ def pair_scores(
 
     def score(key: str) -> dict:
         dims = _dimensions(key)
-        rep = run_pair_scores(cfg, dims["scorer_version"], dims["batch"], store, db, context.run_id)
+        rep = run_pair_scores(
+            cfg,
+            dims["scorer_version"],
+            dims["batch"],
+            store,
+            db,
+            context.run_id,
+            log=context.log.info,
+        )
         return {
             "pairs": rep.pairs,
             "images": rep.images,
