@@ -1,0 +1,1 @@
+"""End-to-end tests of the Dagster UI in a real (headless) browser."""
