@@ -7,7 +7,6 @@ A fixed number of optimisation steps, whatever the data size, keeps selections c
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import torch
 from open_clip.loss import ClipLoss
 from PIL import Image
 
+from rs_pipeline.core.training.batches import seeded_batches
 from rs_pipeline.core.training.locked_text import LockedText
 from rs_pipeline.core.training.schedule import warmup_cosine
 from rs_pipeline.core.training.snapshots import Snapshots
@@ -34,19 +34,6 @@ class ContrastivePlan:
     lock_text: bool = False  # a pretrained text encoder stays frozen (see locked_text.py)
 
 
-def _batches(n: int, plan: ContrastivePlan):
-    """Seeded epochs of shuffled indices, cut into full batches, for `plan.steps` steps."""
-    rng, step, order = random.Random(plan.seed), 0, []
-    size = min(plan.batch_size, n)
-    while step < plan.steps:
-        if len(order) < size:
-            fresh = list(range(n))
-            rng.shuffle(fresh)
-            order += fresh
-        yield order[:size]
-        order, step = order[size:], step + 1
-
-
 def _forward(model, tokenizer, locked: LockedText | None, images, texts: list[str]):
     """Image and text embeddings (B, D) and the logit scale; cached text features if locked."""
     if locked is None:
@@ -54,16 +41,6 @@ def _forward(model, tokenizer, locked: LockedText | None, images, texts: list[st
         return model(images, ids)[:3]
     img = model.encode_image(images, normalize=True)  # (B, D)
     return img, locked.encode(model, texts), model.logit_scale.exp()
-
-
-def _resume(snapshots: Snapshots | None, model, opt) -> tuple[int, list[float]]:
-    """(steps done, losses so far) from the plan's snapshot, loaded into model and opt."""
-    progress = snapshots.progress() if snapshots else None
-    if progress is None:
-        return 0, []
-    snapshots.restore_model(model)
-    snapshots.restore_optimizer(opt)
-    return int(progress["step"]), list(progress["losses"])
 
 
 def train_contrastive(
@@ -92,10 +69,12 @@ def train_contrastive(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
     loss_fn, cuda = ClipLoss(), device.startswith("cuda")
-    start, losses = _resume(snapshots, model, opt)
+    start, losses = snapshots.resume(model, opt) if snapshots else (0, [])
     if start and log:
         log(f"contrastive: resumed at step {start}/{plan.steps}")
-    for step, idx in enumerate(_batches(len(pairs), plan)):
+    for step, idx in enumerate(
+        seeded_batches(len(pairs), batch_size=plan.batch_size, steps=plan.steps, seed=plan.seed)
+    ):
         if step < start:
             continue  # replaying the seeded order keeps the resumed batches identical
         for group in opt.param_groups:

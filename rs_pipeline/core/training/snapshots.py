@@ -119,6 +119,16 @@ class Snapshots:
         groups = optimizer.state_dict()["param_groups"]  # lr is set per step by the schedule
         optimizer.load_state_dict({"state": state, "param_groups": groups})
 
+    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, list]:
+        """(steps done, losses so far) of a `{"step", "losses"}` snapshot of this plan, loaded
+        into `model` and `optimizer`; (0, []) when there is none."""
+        progress = self.progress()
+        if progress is None:
+            return 0, []
+        self.restore_model(model)
+        self.restore_optimizer(optimizer)
+        return int(progress["step"]), list(progress["losses"])
+
     def clear(self) -> None:
         """Remove the snapshot once the final checkpoint is safely written."""
         for path in (self._tensors, self._meta):

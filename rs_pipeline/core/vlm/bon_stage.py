@@ -39,6 +39,12 @@ class BonReport:
     rows: list[dict] = field(default_factory=list)  # BON_SCHEMA rows
     url: str = ""
 
+    def accuracy_table(self) -> dict[str, dict[int, float | None]]:
+        """strategy -> N -> mean accuracy over seeds and benchmarks (asset metadata)."""
+        strategies = {r["strategy"] for r in self.rows}
+        ns = {s: sorted({r["n"] for r in self.rows if r["strategy"] == s}) for s in strategies}
+        return {s: {n: self.accuracy(s, n) for n in ns[s]} for s in sorted(ns)}
+
     def accuracy(self, strategy: str, n: int) -> float | None:
         """Mean over seeds and benchmarks of one strategy at one N."""
         xs = [r["accuracy"] for r in self.rows if r["strategy"] == strategy and r["n"] == n]

@@ -9,13 +9,13 @@ image and padding tokens carry no label. A fixed number of steps keeps selection
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
+from rs_pipeline.core.training.batches import seeded_batches
 from rs_pipeline.core.training.schedule import warmup_cosine
 from rs_pipeline.core.training.snapshots import Snapshots
 from rs_pipeline.core.vlm.chat import prompt_text, reply_text
@@ -86,19 +86,6 @@ def apply_lora(model: torch.nn.Module, *, rank: int = 8, alpha: int = 8, seed: i
         return get_peft_model(model, config)  # freezes every non-adapter parameter
 
 
-def _batches(n: int, *, batch_size: int, steps: int, seed: int) -> Iterator[list[int]]:
-    """Seeded epochs of shuffled indices, cut into full batches, for `steps` steps."""
-    rng, step, order = random.Random(seed), 0, []
-    size = min(batch_size, n)
-    while step < steps:
-        if len(order) < size:
-            fresh = list(range(n))
-            rng.shuffle(fresh)
-            order += fresh
-        yield order[:size]
-        order, step = order[size:], step + 1
-
-
 def encode_batch(processor, images: list[Image.Image], prompts: list[str], replies: list[str]):
     """Processor outputs of prompt + reply, right-padded, with `labels` on the reply only.
 
@@ -141,16 +128,6 @@ class _Trainable(torch.nn.Module):
                 param.copy_(state_dict[name])
 
 
-def _resume(snapshots: Snapshots | None, state: _Trainable, opt) -> tuple[int, list[float]]:
-    """(steps done, losses so far) from the plan's snapshot, loaded into model and opt."""
-    progress = snapshots.progress() if snapshots else None
-    if progress is None:
-        return 0, []
-    snapshots.restore_model(state)
-    snapshots.restore_optimizer(opt)
-    return int(progress["step"]), list(progress["losses"])
-
-
 def _texts(processor, examples) -> tuple[list[str], list[str]]:
     prompts = [prompt_text(processor, q) for _, q, _ in examples]
     return prompts, [reply_text(processor, a) for _, _, a in examples]
@@ -183,10 +160,12 @@ def train_sft(
     params = list(state.named.values())
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
     warmup, cuda = math.ceil(plan.warmup_ratio * plan.steps), device.startswith("cuda")
-    start, losses = _resume(snapshots, state, opt)
+    start, losses = snapshots.resume(state, opt) if snapshots else (0, [])
     if start and log:
         log(f"sft: resumed at step {start}/{plan.steps}")
-    batches = _batches(len(examples), batch_size=plan.batch_size, steps=plan.steps, seed=plan.seed)
+    batches = seeded_batches(
+        len(examples), batch_size=plan.batch_size, steps=plan.steps, seed=plan.seed
+    )
     for step, idx in enumerate(batches):
         if step < start:
             continue  # replaying the seeded order keeps the resumed batches identical

@@ -99,18 +99,13 @@ def bon_eval(
         run_id=context.run_id,
         log=context.log.info,
     )
-    strategies = sorted({r["strategy"] for r in rep.rows})
-    table = {
-        s: {n: rep.accuracy(s, n) for n in sorted({r["n"] for r in rep.rows if r["strategy"] == s})}
-        for s in strategies
-    }
     return dg.MaterializeResult(
         metadata={
             "scorer_version": rep.scorer_version,
             "clip_scorer_version": rep.clip_version,
             "questions": rep.questions,
             "n": list(cfg.vlm.bon.n),
-            "accuracy_by_strategy_and_n": dg.MetadataValue.json(table),
+            "accuracy_by_strategy_and_n": dg.MetadataValue.json(rep.accuracy_table()),
             "bon": dg.MetadataValue.path(rep.url),
         }
     )
