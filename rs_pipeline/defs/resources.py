@@ -10,6 +10,7 @@ import dagster as dg
 from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import PipelineConfig, load_config
 from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.defs.training import TrainingLauncher
 
 # Resource field -> (the standard AWS variable it is bound from, the s3fs keyword it feeds).
 S3_CREDENTIALS = {
@@ -96,4 +97,6 @@ def build_resources(config: str = "demo") -> dict[str, dg.ConfigurableResource]:
         ),
         "lineage": LineageResource(path=storage.lineage_db),
         "scorer_service": ScorerServiceResource(url=cfg.serving.url or ""),
+        # score_model, clip_checkpoints, vlm_checkpoints: torchrun / k8s per `training.launcher`
+        "training_launcher": TrainingLauncher(),
     }

@@ -50,6 +50,7 @@ from rs_pipeline.core.config.models import (
     TrainStageSettings,
     VLMConfig,
 )
+from rs_pipeline.core.config.training import TrainingConfig
 
 __all__ = [
     "AutomationConfig",
@@ -84,6 +85,7 @@ __all__ = [
     "SynthRSSourceConfig",
     "TemplateCaptionerConfig",
     "TrainStageSettings",
+    "TrainingConfig",
     "VLMConfig",
     "VLMCaptionerConfig",
     "VQAConfig",
@@ -112,6 +114,7 @@ class PipelineConfig(Section):
     automation: AutomationConfig = AutomationConfig()
     storage: StorageConfig = StorageConfig()
     compute: ComputeConfig = ComputeConfig()
+    training: TrainingConfig = TrainingConfig()
 
     @model_validator(mode="after")
     def _vlm_ratios_selected(self) -> PipelineConfig:

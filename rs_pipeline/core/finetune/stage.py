@@ -31,6 +31,7 @@ from rs_pipeline.core.names import ALL_SELECTION, parse_selection
 from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import CHECKPOINT_SCHEMA
 from rs_pipeline.core.selection.manifest import SelectionManifest, load_selection
+from rs_pipeline.core.training import distributed
 from rs_pipeline.core.training.contrastive import ContrastivePlan, train_contrastive
 from rs_pipeline.core.training.snapshots import Snapshots
 
@@ -141,7 +142,8 @@ def _train_seed(cfg: PipelineConfig, *, manifest, pairs, seed: int, store, devic
         "final_loss": losses[-1],
         "losses": losses,
     }
-    _write_checkpoint(store, folder, model, meta)
+    if distributed.world().is_main:  # under torchrun every rank holds the same weights
+        _write_checkpoint(store, folder, model, meta)
     snaps.clear()
     return model, preprocess_val, tokenizer, SeedRun(seed, store.url(folder), losses[-1], False)
 
@@ -166,13 +168,16 @@ def run_clip_checkpoints(
     run_id: str,
     log: Callable[[str], None] | None = None,
 ) -> CheckpointsReport:
-    """Fine-tune and evaluate one selection for every configured seed; lineage rows."""
+    """Fine-tune and evaluate one selection for every configured seed; lineage rows.
+
+    Under torchrun every rank trains each seed; rank 0 alone writes, evaluates and records
+    (the others may pass `lineage=None`)."""
     manifest = load_selection(store, selection)
     if len(manifest) < 2:
         raise ValueError(f"selection {selection!r} has {len(manifest)} pairs; training needs 2+")
     _, scorer, percent = parse_selection(selection)
     pairs, n_images = _pairs(store, manifest)
-    benches, excluded = decontaminated_benchmarks(cfg, store)
+    benches, excluded = decontaminated_benchmarks(cfg, store, log=log)
     device = resolve_device(cfg.compute.device)
     rep = CheckpointsReport(
         selection=selection,
@@ -188,6 +193,8 @@ def run_clip_checkpoints(
             cfg, manifest=manifest, pairs=pairs, seed=seed, store=store, device=device, log=log
         )
         rep.runs.append(run)
+        if not distributed.world().is_main:
+            continue  # rank 0 evaluates and records; the others only train
         for bench in benches:
             metrics = evaluate_clip(
                 model,
@@ -196,6 +203,7 @@ def run_clip_checkpoints(
                 bench,
                 batch_size=cfg.evaluation.batch_size,
                 device=device,
+                log=log,
             )
             rep.results += [
                 EvalResult(
@@ -213,7 +221,8 @@ def run_clip_checkpoints(
                 for m, v in metrics.items()
             ]
         progress.step()
-    _record(rep, manifest, store, lineage, run_id)
+    if distributed.world().is_main:
+        _record(rep, manifest, store, lineage, run_id)
     return rep
 
 

@@ -21,6 +21,7 @@ from rs_pipeline.core.scoring.train import (
     train_scorer,
 )
 from rs_pipeline.core.scoring.versions import spec_for, weights_digest
+from rs_pipeline.core.training import distributed
 from rs_pipeline.core.training.snapshots import Snapshots
 
 
@@ -134,8 +135,11 @@ def _baseline_accuracy(scorer, spec: ScorerSpec, val: list[PairExample]) -> floa
 
 def run_score_model(
     cfg: PipelineConfig, version: str, store: ArtifactStore, log=print
-) -> ScoreModelReport:
-    """Train or register `version` on every materialized batch's pairs; write its folder."""
+) -> ScoreModelReport | None:
+    """Train or register `version` on every materialized batch's pairs; write its folder.
+
+    Under torchrun every rank trains and rank 0 alone measures and writes: the others get None.
+    """
     spec = spec_for(cfg, version)  # the whole config: registry checkpoints are scorers too
     device = resolve_device(cfg.compute.device)
     data = load_pair_data(store)
@@ -145,6 +149,8 @@ def run_score_model(
     inputs = BuildInputs(spec=spec, data=data, device=device, store=store)
     key = training_key(spec, data)
     scorer, history = _build(inputs, workdir, log, key)
+    if not distributed.world().is_main:
+        return None
     val_acc = pair_accuracy(scorer, _scorable(scorer, data.val))
     baseline = _baseline_accuracy(scorer, spec, data.val)
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,6 +5,10 @@ Stage 1 trains the head only; stage 2 the vision tower + head; stage 3 the langu
 clipped, CUDA runs under bf16 autocast, the held-out pairwise accuracy decides early stopping
 (the best weights are kept), and a checkpoint after every evaluation lets a crashed run resume
 where it stopped.
+
+Under `torchrun` each rank scores its slice of the global batch and weights its loss by its
+share of the pairs, so the averaged gradient is the global batch's; every rank evaluates the
+same held-out pairs (same weights, same decision to stop) and rank 0 alone writes files.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.scoring.base import Stage, TrainableScorer
 from rs_pipeline.core.scoring.loss import bradley_terry_loss, pairwise_accuracy
+from rs_pipeline.core.training import distributed
 from rs_pipeline.core.training.schedule import warmup_cosine
 from rs_pipeline.core.training.snapshots import Snapshots
 
@@ -137,10 +143,25 @@ def _keep_best(model, acc: float, state: TrainState, ckpt: Path) -> None:
 
     if acc > state.best_accuracy:
         state.best_accuracy, state.evals_without_gain = acc, 0
-        ckpt.mkdir(parents=True, exist_ok=True)
-        save_model(model, str(ckpt / "best.safetensors"))
+        if distributed.world().is_main:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            save_model(model, str(ckpt / "best.safetensors"))
+        distributed.barrier()  # the others may read it next (each stage starts from the best)
     else:
         state.evals_without_gain += 1
+
+
+def _step_loss(model, batch: list[PairExample], device: str):
+    """(loss to backpropagate, the global batch's loss) of this rank's slice of `batch`."""
+    w = distributed.world()
+    distributed.require_rows(len(batch), setting="the scorer's batch_size")
+    mine = distributed.shard(batch, w)
+    chosen, rejected = _pair_scores(model, mine, device)
+    local = bradley_terry_loss(chosen, rejected)  # mean over this rank's pairs
+    weight = distributed.share(len(mine), len(batch), w)
+    if not w.distributed:
+        return local, local.item()
+    return local * weight, distributed.all_sum(local.item() * len(mine) / len(batch))
 
 
 def _recalibrate(model, train: Sequence[PairExample], n: int = 256) -> None:
@@ -154,7 +175,7 @@ def _recalibrate(model, train: Sequence[PairExample], n: int = 256) -> None:
 
 
 def _run_stage(
-    model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path, device, log, *, key: str
+    model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path, device, log, *, key, bar
 ):
     """Train one stage from `state.step`; returns the number of steps taken."""
     sp = plan.stages[state.stage_index]
@@ -168,26 +189,37 @@ def _run_stage(
         for group in opt.param_groups:
             group["lr"] = lr_at(state.step, sp)
         batch = [train[i] for i in _batch_order(len(train), state.stage_index, state.step, plan)]
-        chosen, rejected = _pair_scores(model, batch, device)
-        loss = bradley_terry_loss(chosen, rejected)
+        loss, value = _step_loss(model, batch, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
         opt.step()
         state.step, taken = state.step + 1, taken + 1
+        bar.step()
         if state.step % plan.eval_every == 0 or state.step == sp.steps:
             _recalibrate(model, train)
             acc = evaluate(model, val, device)
-            point = {"stage": sp.stage, "step": state.step, "loss": loss.item()}
+            point = {"stage": sp.stage, "step": state.step, "loss": value}
             state.history.append(point | {"val_accuracy": acc, "lr": lr_at(state.step - 1, sp)})
             _keep_best(model, acc, state, ckpt)
-            last.save(model=model, optimizer=opt, progress=asdict(state))
-            log(f"stage {sp.stage} step {state.step}/{sp.steps} loss {loss.item():.4f} "
+            last.save(model=model, optimizer=opt, progress=asdict(state))  # rank 0 writes
+            log(f"stage {sp.stage} step {state.step}/{sp.steps} loss {value:.4f} "
                 f"val_acc {acc:.4f}")  # fmt: skip
             if state.evals_without_gain >= plan.patience:
                 log(f"stage {sp.stage}: early stop, no gain in {plan.patience} evaluations")
                 break
     return taken
+
+
+def _warn_batch_norm(model, device: str, log) -> None:
+    w = distributed.world()
+    if w.distributed and not device.startswith("cuda") and distributed.has_batch_norm(model):
+        log(
+            f"note: BatchNorm normalises each rank's slice on the CPU ({w.size} processes): "
+            "training is close to, not equal to, one process (a ViT tower trains equal)"
+        )
+    distributed.sync_batch_norm(model, device)
 
 
 def train_scorer(
@@ -211,6 +243,7 @@ def train_scorer(
         raise ValueError(f"need train and validation pairs, got {len(train)} and {len(val)}")
     ckpt = Path(checkpoint_dir)
     torch.manual_seed(plan.seed)
+    _warn_batch_norm(model, device, log)
     model.to(device).train()
     last = Snapshots(ckpt / "last", key)
     progress = last.progress()
@@ -224,9 +257,11 @@ def train_scorer(
         state.history.append({"stage": "init", "step": 0, "loss": None, "val_accuracy": acc})
         _keep_best(model, acc, state, ckpt)
         log(f"before training: val_acc {acc:.4f}")
-    steps = 0
+    done = sum(sp.steps for sp in plan.stages[: state.stage_index]) + state.step
+    steps, total = 0, sum(sp.steps for sp in plan.stages)
+    bar = Progress(total - done, log, what="score model steps")  # at most; early stops end sooner
     while state.stage_index < len(plan.stages):
-        steps += _run_stage(model, train, val, plan, state, ckpt, device, log, key=key)
+        steps += _run_stage(model, train, val, plan, state, ckpt, device, log, key=key, bar=bar)
         if (ckpt / "best.safetensors").exists():
             _restore_best(model, ckpt)  # each stage starts from the best so far
         state.stage_index, state.step, state.evals_without_gain = state.stage_index + 1, 0, 0

@@ -3,6 +3,12 @@
 Used to fine-tune CLIP on a curated selection, and to give the score model's towers a
 contrastive warm start on the uncurated pool (our offline stand-in for a pretrained CLIP).
 A fixed number of optimisation steps, whatever the data size, keeps selections comparable.
+
+Under `torchrun` each rank embeds its slice of the global batch and the features are gathered
+with their gradients (as open_clip's `gather_with_grad`), so every rank computes the loss of
+the whole global batch, exactly the single-process loss, and averaging the ranks' gradients
+gives its gradient. Augmentations are seeded per sample
+(seed, step, position in the global batch), so a sample is cropped alike at any world size.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import torch
 from open_clip.loss import ClipLoss
 from PIL import Image
 
+from rs_pipeline.core.training import distributed
 from rs_pipeline.core.training.batches import seeded_batches
 from rs_pipeline.core.training.locked_text import LockedText
 from rs_pipeline.core.training.schedule import warmup_cosine
@@ -43,6 +50,20 @@ def _forward(model, tokenizer, locked: LockedText | None, images, texts: list[st
     return img, locked.encode(model, texts), model.logit_scale.exp()
 
 
+def _images(preprocess, pairs, idx: list[int], *, seed: int, step: int, offset: int):
+    """This rank's slice of the global batch `idx`, preprocessed: (b, 3, H, W).
+
+    Each sample's random augmentation draws from its own seed (plan seed, step, position in
+    the global batch), so it does not depend on which rank, or how many, preprocess it.
+    """
+    out = []
+    for pos, i in enumerate(idx, start=offset):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((seed, step, pos)) & 0xFFFF_FFFF_FFFF)
+            out.append(preprocess(pairs[i][0]))
+    return torch.stack(out)
+
+
 def train_contrastive(
     model: torch.nn.Module,
     preprocess: Callable,
@@ -68,6 +89,7 @@ def train_contrastive(
     locked = LockedText(model, tokenizer, texts_of, device) if plan.lock_text else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=plan.lr, weight_decay=plan.weight_decay)
+    w = distributed.world()
     loss_fn, cuda = ClipLoss(), device.startswith("cuda")
     start, losses = snapshots.resume(model, opt) if snapshots else (0, [])
     if start and log:
@@ -81,12 +103,22 @@ def train_contrastive(
             group["lr"] = warmup_cosine(
                 step, lr=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps
             )
-        images = torch.stack([preprocess(pairs[i][0]) for i in idx]).to(device)  # (B, 3, H, W)
+        distributed.require_rows(len(idx), setting="the batch size (finetune.batch_size)")
+        start_at, _ = distributed.bounds(len(idx), w)
+        mine = distributed.shard(idx, w)
+        images = _images(preprocess, pairs, mine, seed=plan.seed, step=step, offset=start_at)
+        images = images.to(device)  # (b, 3, H, W): this rank's slice
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            img, txt, scale = _forward(model, tokenizer, locked, images, [texts_of[i] for i in idx])
-            loss = loss_fn(img.float(), txt.float(), scale.float())
+            texts = [texts_of[i] for i in mine]
+            img, txt, scale = _forward(model, tokenizer, locked, images, texts)
+            img, txt = (
+                distributed.gather_rows(img, len(idx)),
+                distributed.gather_rows(txt, len(idx)),
+            )
+            loss = loss_fn(img.float(), txt.float(), scale.float())  # the global batch's (B, B)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
         opt.step()
         losses.append(loss.item())

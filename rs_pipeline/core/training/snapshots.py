@@ -4,6 +4,10 @@ The one save/resume mechanism of every trainer (CLIP fine-tuning, score models).
 belongs to one plan (its `key`): a snapshot of a different plan is ignored rather than
 resumed, so changing steps or learning rate never continues a stale run. `progress` is the
 trainer's own JSON record (step, losses, stage, best accuracy ...).
+
+A snapshot is global: under `torchrun` every rank holds the same weights and moments, rank 0
+alone writes them, and any world size resumes them (the data order is the global batch order,
+independent of the ranks), so a run stopped at 2 processes continues at 1 or 4.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+
+from rs_pipeline.core.training import distributed
 
 _OPT = "optimizer."  # optimizer tensors are stored as `optimizer.<param index>.<name>`
 _MODEL = "model."
@@ -63,7 +69,10 @@ class Snapshots:
         self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict
     ) -> None:
         """Write both files atomically (temp file + rename); a shared token ties them, so a
-        crash between the two renames is read as no snapshot, never as a mixed one."""
+        crash between the two renames is read as no snapshot, never as a mixed one. Every rank
+        calls it; only rank 0 writes (the state is the same on all)."""
+        if not distributed.world().is_main:
+            return
         Path(self.folder).mkdir(parents=True, exist_ok=True)
         tensors = {
             f"{_MODEL}{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
@@ -130,6 +139,8 @@ class Snapshots:
         return int(progress["step"]), list(progress["losses"])
 
     def clear(self) -> None:
-        """Remove the snapshot once the final checkpoint is safely written."""
+        """Remove the snapshot once the final checkpoint is safely written (rank 0)."""
+        if not distributed.world().is_main:
+            return
         for path in (self._tensors, self._meta):
             path.unlink(missing_ok=True)

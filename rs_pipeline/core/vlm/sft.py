@@ -4,6 +4,10 @@ The paper's recipe (LLaMA-Factory): LoRA rank 8, alpha 8 on every linear layer o
 model, vision tower frozen, lr 2e-4, cosine with 3% warmup. The tiny CPU configuration fine-tunes
 the language model fully, the vision tower still frozen. Only the reply is learned: prompt,
 image and padding tokens carry no label. A fixed number of steps keeps selections comparable.
+
+Under `torchrun` each rank encodes its slice of the global batch; the loss is a mean over the
+reply tokens of the *global* batch (the ranks' token counts are summed first), so averaging
+the ranks' gradients gives the single-process gradient whatever the slices' lengths.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from rs_pipeline.core.training import distributed
 from rs_pipeline.core.training.batches import seeded_batches
 from rs_pipeline.core.training.schedule import warmup_cosine
 from rs_pipeline.core.training.snapshots import Snapshots
@@ -133,6 +138,20 @@ def _texts(processor, examples) -> tuple[list[str], list[str]]:
     return prompts, [reply_text(processor, a) for _, _, a in examples]
 
 
+def _step_loss(model, batch, device: str, cuda: bool):
+    """(loss to backpropagate, the global batch's loss): this rank's reply-token mean, weighted
+    by its share of the global batch's reply tokens."""
+    w = distributed.world()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        loss = model(**batch).loss  # mean over the reply tokens of this rank's slice
+    if not w.distributed:
+        return loss, loss.item()
+    tokens = int((batch["labels"][:, 1:] != IGNORE).sum())  # the model shifts labels by one
+    total = distributed.all_sum(tokens)
+    value = distributed.all_sum(loss.item() * tokens / total)
+    return loss * distributed.share(tokens, total, w), value
+
+
 def train_sft(
     model: torch.nn.Module,
     processor,
@@ -173,21 +192,23 @@ def train_sft(
             group["lr"] = warmup_cosine(
                 step, lr=plan.lr, warmup_steps=warmup, total_steps=plan.steps
             )
+        distributed.require_rows(len(idx), setting="vlm.batch_size")
+        mine = distributed.shard(idx, distributed.world())
         batch = encode_batch(
             processor,
-            [examples[i][0] for i in idx],
-            [prompts[i] for i in idx],
-            [replies[i] for i in idx],
+            [examples[i][0] for i in mine],
+            [prompts[i] for i in mine],
+            [replies[i] for i in mine],
         ).to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            loss = model(**batch).loss  # mean over the reply tokens of the batch
+        loss, value = _step_loss(model, batch, device, cuda)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
         opt.step()
-        losses.append(loss.item())
+        losses.append(value)
         if log and (step + 1) % 10 == 0:
-            log(f"sft step {step + 1}/{plan.steps} loss {loss.item():.4f}")
+            log(f"sft step {step + 1}/{plan.steps} loss {value:.4f}")
         if snapshots and snapshot_every and (step + 1) % snapshot_every == 0:
             progress = {"step": step + 1, "losses": losses}
             snapshots.save(model=state, optimizer=opt, progress=progress)

@@ -5,7 +5,10 @@ import dagster as dg
 from rs_pipeline.core.finetune.stage import run_clip_checkpoints
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import selection_partitions
+from rs_pipeline.defs.previews import checkpoint_previews
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+from rs_pipeline.defs.training import TrainingLauncher, outcome_result, stage_job
+from rs_pipeline.jobs.metadata import clip_checkpoints_outcome
 
 
 @dg.asset(
@@ -30,30 +33,23 @@ def clip_checkpoints(
     settings: PipelineSettings,
     artifacts: ArtifactStoreResource,
     lineage: LineageResource,
+    training_launcher: TrainingLauncher,
 ) -> dg.MaterializeResult:
     """One open_clip checkpoint per configured seed, trained for the same number of steps on
-    this selection's pairs, with its evaluation on every configured benchmark."""
+    this selection's pairs, with its evaluation on every configured benchmark. `training.launcher`
+    torchrun / k8s trains out of this process through Dagster Pipes."""
+    cfg = settings.load()
+    if cfg.training.launcher != "inprocess":
+        job = stage_job("clip_checkpoints", cfg, context, artifacts, lineage)
+        return training_launcher.run_job(context, job, cfg.training)
     rep = run_clip_checkpoints(
-        cfg=settings.load(),
+        cfg=cfg,
         selection=context.partition_key,
         store=artifacts.store(),
         lineage=lineage.store(),
         run_id=context.run_id,
         log=context.log.info,
     )
-    top1 = [r.value for r in rep.results if r.metric == "top1"]
-    return dg.MaterializeResult(
-        metadata={
-            "train_pairs": rep.train_pairs,
-            "train_images": rep.train_images,
-            "steps": rep.steps,
-            "seeds": [r.seed for r in rep.runs],
-            "reused_seeds": [r.seed for r in rep.runs if r.reused],
-            "final_loss": dg.MetadataValue.json({r.seed: r.final_loss for r in rep.runs}),
-            "mean_top1": sum(top1) / len(top1) if top1 else None,
-            "excluded_eval_images": dg.MetadataValue.json(rep.excluded),
-            "manifest_digest": rep.digest,
-            "checkpoints": dg.MetadataValue.json([r.url for r in rep.runs]),
-        },
-        data_version=dg.DataVersion(rep.digest[:16]),
+    return outcome_result(
+        clip_checkpoints_outcome(rep), previews=checkpoint_previews(rep.runs, rep.results)
     )
