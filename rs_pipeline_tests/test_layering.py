@@ -55,6 +55,7 @@ FLOORS: tuple[frozenset[str], ...] = (
     ),
     frozenset({"layout", "parquet_sql"}),  # every stage's folders; SQL over Parquet
     frozenset({"lineage"}),  # the DuckDB lineage store
+    frozenset({"previews"}),  # first rows and score values read back for asset metadata
     # what images come from; model architectures; reward shaping and the scorer's HTTP client
     frozenset({"sources", "models", "rewards"}),
     frozenset({"ingest", "landing"}),

@@ -105,3 +105,35 @@ def test_vlm_checkpoints_and_bon_eval_are_materialized_for_the_vlm_selections(ra
     cfg = load_config(config)
     doc = json.loads((Path(cfg.storage.root) / "evaluation_report" / "report.json").read_text())
     assert doc["vqa"] and doc["bon"]
+
+
+def test_every_asset_shows_its_preview_tables_and_plots(ran):
+    _, instance, _ = ran
+
+    def md(asset: str) -> dict:
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    png = "](data:image/png;base64,iVBORw0KGgo"  # a base64 PNG embedded in Markdown
+    shown = {
+        "rs_images": ("thumbnails", "preview_table", "quarantine_preview"),
+        "caption_candidates": ("preview", "by_captioner"),
+        "preference_pairs": ("preview", "import_problems_by_reason", "import_problems"),
+        "pair_scores": ("scorer_version", "score_histogram", "extremes"),
+        "curated_subsets": ("scorer_version", "selection_table", "preview", "score_histograms"),
+        "bon_eval": ("selection", "scorer_version", "accuracy_table"),
+        "evaluation_report": ("plot", "score_histograms", "bon_plot", "headline"),
+    }
+    for asset, keys in shown.items():
+        assert set(keys) <= set(md(asset)), asset
+    plots = {
+        "rs_images": "thumbnails",
+        "pair_scores": "score_histogram",
+        "curated_subsets": "score_histograms",
+        "evaluation_report": "bon_plot",
+    }
+    for asset, key in plots.items():
+        assert png in md(asset)[key], (asset, key)
+    assert "| selection | pairs | images | cut_score |" in md("curated_subsets")["selection_table"]
+    assert "| sample_id | score | captioner_id |" in md("pair_scores")["extremes"]
+    assert md("bon_eval")["accuracy_table"].startswith("| strategy | N=1 |")

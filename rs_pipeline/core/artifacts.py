@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +14,51 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import get_protocol
+
+# botocore waits 60 s to connect and retries; an unreachable endpoint then holds a step for
+# minutes per call. Bounded, and overridable through `storage_options.config_kwargs`.
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60}
+
+
+def with_s3_defaults(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    """`storage_options` for `url`, with bounded S3 timeouts unless the user set them."""
+    options = dict(storage_options or {})
+    if url.startswith(("s3://", "s3a://")):
+        config = dict(options.get("config_kwargs") or {})
+        for key, value in S3_TIMEOUTS.items():
+            config.setdefault(key, value)
+        options["config_kwargs"] = config
+    return options
+
+
+class StoreUnreachable(ConnectionError):
+    """The artifact root's server did not answer: it is down, or the endpoint is wrong."""
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """What fsspec and botocore raise when no answer came (refused, timed out, dropped)."""
+    from fsspec.exceptions import FSTimeoutError
+
+    try:
+        from botocore.exceptions import ConnectionError as NoConnection
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # no s3fs installed: only local and other fsspec roots
+        return (FSTimeoutError,)
+    return (FSTimeoutError, NoConnection, HTTPClientError)
+
+
+@contextlib.contextmanager
+def reaching(root: str, doing: str) -> Iterator[None]:
+    """Turn "no answer from the server" into StoreUnreachable naming the root and the fix."""
+    try:
+        yield
+    except _connection_errors() as err:
+        raise StoreUnreachable(
+            f"the artifact store {root} did not answer while {doing} ({err}): check that its "
+            "server is up and reachable and that storage.storage_options.endpoint_url (or "
+            "AWS_ENDPOINT_URL) names it, then re-run the step; an interrupted write is not "
+            "published"
+        ) from err
 
 
 def drop_orphans(fs, path: str) -> list[str]:
@@ -42,7 +89,7 @@ class ArtifactStore:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        options = dict(self.storage_options)
+        options = with_s3_defaults(self.root, self.storage_options)
         if get_protocol(self.root) != "file":
             # Other processes (parallel runs, pods) write under the same root; a cached
             # listing would hide their new partitions from `glob`.
@@ -65,11 +112,17 @@ class ArtifactStore:
 
     def exists(self, *parts: str) -> bool:
         """Whether a path under the root exists."""
-        return self.fs.exists(self.path(*parts))
+        with reaching(self.root, f"looking for {posixpath.join(*parts)}"):
+            return self.fs.exists(self.path(*parts))
 
     def write_table(self, table: pa.Table, *parts: str) -> str:
         """Write a Parquet table atomically where the filesystem allows; returns its URL."""
         path = self.path(*parts)
+        with reaching(self.root, f"writing {self.url(*parts)}"):
+            self._write(table, path)
+        return self.url(*parts)
+
+    def _write(self, table: pa.Table, path: str) -> None:
         self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if self.is_local:
             # Write beside, then rename: a crash never leaves a half-written manifest.
@@ -82,16 +135,15 @@ class ArtifactStore:
             # Object stores publish an object only once its upload completes.
             with self.fs.open(path, "wb") as fh:
                 pq.write_table(table, fh)
-        return self.url(*parts)
 
     def read_table(self, *parts: str) -> pa.Table:
         """Read a Parquet table under the root."""
         path = self.path(*parts)
-        if not self.fs.exists(path):
+        if not self.exists(*parts):
             raise FileNotFoundError(
                 f"{self.url(*parts)} does not exist: materialize the asset that writes it first"
             )
-        with self.fs.open(path, "rb") as fh:
+        with reaching(self.root, f"reading {self.url(*parts)}"), self.fs.open(path, "rb") as fh:
             return pq.read_table(fh)
 
 
@@ -132,23 +184,26 @@ class TableWriter:
 
     def _flush(self) -> None:
         if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            with reaching(self.store.root, f"writing {self.url}"):  # a full part uploads here
+                self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
             self.num_rows += len(self._rows)
             self._rows = []
 
     def close(self) -> str:
         """Finish and publish the file; returns its URL."""
         self._flush()
-        self._writer.close()
-        self._fh.close()
-        if self._tmp is not None:
-            self.store.fs.mv(self._tmp, self._path)
+        with reaching(self.store.root, f"writing {self.url}"):
+            self._writer.close()
+            self._fh.close()
+            if self._tmp is not None:
+                self.store.fs.mv(self._tmp, self._path)
         return self.url
 
     def abort(self) -> None:
         """Drop a file that will not be completed; nothing is published."""
-        self._writer.close()
-        self._fh.close()
-        target = self._tmp or self._path
-        if self.store.fs.exists(target):
-            self.store.fs.rm(target)
+        with reaching(self.store.root, f"dropping the unfinished {self.url}"):
+            self._writer.close()
+            self._fh.close()
+            target = self._tmp or self._path
+            if self.store.fs.exists(target):
+                self.store.fs.rm(target)

@@ -36,6 +36,9 @@ VLM_RL_ASSET = "vlm_rl_checkpoints"
 BON_ASSET = "bon_eval"
 REPORT_ASSET = "evaluation_report"
 
+# Ingest publishes a batch's tables with this one last (`ingest.stage`): no marker, no batch.
+SAMPLES_FILE = "samples.parquet"
+IMAGES_FILE = "images.parquet"
 CAPTIONS_FILE = "captions.parquet"
 PAIRS_FILE = "pairs.parquet"
 SCORES_FILE = "scores.parquet"
@@ -46,6 +49,25 @@ _BATCH_FOLDER = re.compile(r"/batch=([^/]+)/[^/]+$")
 def images_dir(batch: str) -> str:
     """Folder of one ingested batch: samples, quarantine and the normalised images."""
     return f"{IMAGES_ASSET}/batch={check_batch_key(batch)}"
+
+
+class BatchNotIngested(FileNotFoundError):
+    """A batch's `rs_images` folder lacks its samples marker: never or only partly published."""
+
+
+def require_ingested(store: ArtifactStore, batch: str) -> str:
+    """The folder of `batch` in `rs_images`, once it is fully published; else a clear error.
+
+    Ingest moves `samples.parquet` in last, so `images.parquet` without it is a partition an
+    interrupted run left half-published (or one being re-published right now): never read it.
+    """
+    folder = images_dir(batch)
+    if not store.exists(folder, SAMPLES_FILE):
+        raise BatchNotIngested(
+            f"batch {batch} is not fully ingested ({store.url(folder, SAMPLES_FILE)} is "
+            f"missing): materialize {IMAGES_ASSET}[{batch}]"
+        )
+    return folder
 
 
 def captions_dir(batch: str) -> str:

@@ -134,7 +134,7 @@ def test_a_failed_rerun_leaves_the_previous_partition_whole(tmp_path, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("lineage down")
 
-    monkeypatch.setattr(lineage, "replace_partition", broken)
+    monkeypatch.setattr(lineage, "replace_partitions", broken)
     with pytest.raises(RuntimeError, match="lineage down"):
         run()
     assert {p: store.fs.cat_file(p) for p in partition_files(store)} == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rs_pipeline.core.artifacts import ArtifactStore
@@ -10,11 +11,12 @@ from rs_pipeline.core.captions.base import Candidate
 from rs_pipeline.core.captions.noise import NoiseInjector, NoiseReport, Noisy, Subject
 from rs_pipeline.core.captions.oracle import caption_quality
 from rs_pipeline.core.captions.registry import build_captioners
-from rs_pipeline.core.captions.views import iter_views
+from rs_pipeline.core.captions.views import iter_views, load_manifest
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
 from rs_pipeline.core.layout import CAPTIONS_ASSET, CAPTIONS_FILE, captions_dir
 from rs_pipeline.core.lineage import LineageStore
+from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import CAPTION_SCHEMA, CaptionRow, caption_id_of, to_table
 
 
@@ -35,16 +37,26 @@ class CaptionReport:
 
 
 def run_captions(
-    cfg: PipelineConfig, batch: str, store: ArtifactStore, lineage: LineageStore, run_id: str
+    cfg: PipelineConfig,
+    batch: str,
+    store: ArtifactStore,
+    lineage: LineageStore,
+    run_id: str,
+    log: Callable[[str], None] | None = None,
 ) -> CaptionReport:
-    """Caption every image of `batch`; one row per (image, captioner, text)."""
+    """Caption every image of `batch`; one row per (image, captioner, text). Progress lines
+    (image x captioner passes done of the batch's, rate, ETA) go through `log`."""
     captioners = build_captioners(cfg.captions, resolve_device(cfg.compute.device))
     candidates: list[Candidate] = []
     subjects: dict[str, Subject] = {}
+    # Counted per captioner pass over a chunk: a slow VLM captioner still reports within a chunk.
+    images = load_manifest(store, batch).num_rows
+    progress = Progress(images * len(captioners), log, what=f"{batch}: image x captioner")
     for chunk in iter_views(store, batch, cfg.captions.chunk_size):
         subjects |= {v.sample_id: Subject(v.label, v.annotation) for v in chunk}
         for captioner in captioners:
             candidates += captioner.caption(chunk)
+            progress.step(len(chunk))
     noise = NoiseReport()
     noisy = [Noisy(c, None) for c in candidates]
     if cfg.captions.noise.rate > 0:  # off in production; the curation experiment turns it on

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from fsspec.core import url_to_fs
@@ -19,6 +20,7 @@ from rs_pipeline.core.artifacts import ArtifactStore
 from rs_pipeline.core.config import BenchmarkConfig, PipelineConfig
 from rs_pipeline.core.evaluation.metrics import class_prompts
 from rs_pipeline.core.names import ALL_SELECTION
+from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.selection.manifest import load_selection
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -73,7 +75,14 @@ def _is_class_image(path: str, root: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS) and depth == 2
 
 
-def _imagefolder(cfg: BenchmarkConfig) -> Benchmark:
+Log = Callable[[str], None] | None
+
+
+def _loading(cfg: BenchmarkConfig, total: int, log: Log) -> Progress:
+    return Progress(total, log, what=f"{cfg.name}: images loaded")
+
+
+def _imagefolder(cfg: BenchmarkConfig, log: Log = None) -> Benchmark:
     fs, root = url_to_fs(cfg.path, **cfg.storage_options)
     if not fs.isdir(root):
         raise FileNotFoundError(
@@ -86,17 +95,19 @@ def _imagefolder(cfg: BenchmarkConfig) -> Benchmark:
     if len(classes) < 2:
         raise ValueError(f"benchmark {cfg.name!r}: {cfg.path} needs >= 2 class folders with images")
     images, ids, labels = [], [], []
+    progress = _loading(cfg, len(files), log)
     for path in files:
         image, sid = _decode(fs.cat_file(path))
         images.append(image)
         ids.append(sid)
         labels.append(classes.index(posixpath.relpath(path, root).split("/")[0]))
+        progress.step()
     return Benchmark(
         cfg.name, images, ids, classes, labels, class_prompts(classes, cfg.class_names)
     )
 
 
-def _caption_file(cfg: BenchmarkConfig) -> Benchmark:
+def _caption_file(cfg: BenchmarkConfig, log: Log = None) -> Benchmark:
     from rs_pipeline.core.sources.manifest import parse_captions, read_manifest
 
     fs, path = url_to_fs(cfg.path, **cfg.storage_options)
@@ -115,6 +126,7 @@ def _caption_file(cfg: BenchmarkConfig) -> Benchmark:
         by_image.setdefault(str(row[image_col]), []).extend(parse_captions(row[text_col]))
     keys = sorted(by_image)[: cfg.max_images] if cfg.max_images else sorted(by_image)
     images, ids, texts, owner = [], [], [], []
+    progress = _loading(cfg, len(keys), log)
     for key in keys:
         image, sid = _decode(fs.cat_file(posixpath.join(root, key)))
         for text in by_image[key]:
@@ -122,10 +134,11 @@ def _caption_file(cfg: BenchmarkConfig) -> Benchmark:
             owner.append(len(images))
         images.append(image)
         ids.append(sid)
+        progress.step()
     return Benchmark(cfg.name, images, ids, texts=texts, text_to_image=owner)
 
 
-def _synthrs(cfg: BenchmarkConfig) -> Benchmark:
+def _synthrs(cfg: BenchmarkConfig, log: Log = None) -> Benchmark:
     """Tiles from a seed no training source uses: labelled, with two faithful captions each."""
     from rs_pipeline.core.captions.templates import faithful_caption
     from rs_pipeline.core.sources.synthrs import SynthRSSource, TileAnnotation
@@ -133,6 +146,7 @@ def _synthrs(cfg: BenchmarkConfig) -> Benchmark:
     source = SynthRSSource(cfg.name, cfg.count, cfg.size, cfg.seed)
     classes = sorted(source.classes)
     images, ids, labels, texts, owner = [], [], [], [], []
+    progress = _loading(cfg, cfg.count, log)
     for i, item in enumerate(source.iter_items("heldout")):
         image, sid = _decode(item.data)
         annotation = TileAnnotation.from_json(item.annotation_json)
@@ -142,23 +156,24 @@ def _synthrs(cfg: BenchmarkConfig) -> Benchmark:
         images.append(image)
         ids.append(sid)
         labels.append(classes.index(item.label))
+        progress.step()
     prompts = class_prompts(classes, cfg.class_names)
     return Benchmark(cfg.name, images, ids, classes, labels, prompts, texts, owner)
 
 
-def load_benchmark(cfg: BenchmarkConfig) -> Benchmark:
-    """Read one configured benchmark into memory."""
+def load_benchmark(cfg: BenchmarkConfig, log: Log = None) -> Benchmark:
+    """Read one configured benchmark into memory (progress lines through `log`)."""
     loaders = {"classification": _imagefolder, "retrieval": _caption_file, "synthrs": _synthrs}
-    return loaders[cfg.kind](cfg)
+    return loaders[cfg.kind](cfg, log)
 
 
 def decontaminated_benchmarks(
-    cfg: PipelineConfig, store: ArtifactStore
+    cfg: PipelineConfig, store: ArtifactStore, log: Log = None
 ) -> tuple[list[Benchmark], dict[str, int]]:
     """Configured benchmarks without images the training pool holds (the same for every
     selection and model family, so all are scored on identical images), and the count
-    removed from each benchmark."""
-    benches = [load_benchmark(b) for b in cfg.evaluation.benchmarks]
+    removed from each benchmark. Loading progress goes through `log`."""
+    benches = [load_benchmark(b, log) for b in cfg.evaluation.benchmarks]
     if not cfg.evaluation.decontaminate:
         return benches, {b.name: 0 for b in benches}
     pool = set(load_selection(store, ALL_SELECTION).table.column("sample_id").to_pylist())

@@ -1,5 +1,6 @@
 """Report plots as PNG bytes: accuracy against selection ratio, kept/dropped score histograms,
-best-of-N accuracy against N.
+best-of-N accuracy against N; and the two generic ones asset metadata shows (a histogram of
+values, line curves per panel such as a training history).
 
 Figures are built on the object API with the Agg canvas, never pyplot: no global figure state,
 safe in threads (Dagster's in-process executor) and on machines without a display.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -151,4 +152,36 @@ def bon_accuracy_vs_n(table: BonTable) -> bytes:
     for ax, bench in zip(axes, table.benchmarks, strict=True):
         _bon_panel(ax, bench, table.pooled(bench), colors)
         ax.set_xticks(table.ns)
+    return _png(fig)
+
+
+def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 30) -> bytes:
+    """PNG: one histogram of `values` (e.g. every pair score of a batch), with its median."""
+    if not values:
+        raise ValueError(f"no values to plot for {title!r}")
+    fig, (ax,) = _figure(1)
+    data = np.asarray(values, dtype=np.float64)
+    ax.hist(data, bins=bins, color="tab:blue", alpha=0.8)
+    ax.axvline(float(np.median(data)), ls="--", color="0.35", lw=1, label="median")
+    ax.set(title=f"{title} (n={len(data)})", xlabel=xlabel, ylabel="count")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+Curves = Mapping[str, Sequence[tuple[float, float]]]  # series label -> (x, y) points
+
+
+def curves(panels: Mapping[str, Curves], *, xlabel: str) -> bytes:
+    """PNG: one panel per entry (its title -> series), each series a line of its points."""
+    if not panels:
+        raise ValueError("no curves to plot: pass one panel of series at least")
+    fig, axes = _figure(len(panels))
+    for ax, (title, series) in zip(axes, panels.items(), strict=True):
+        for i, (label, points) in enumerate(series.items()):
+            xs, ys = zip(*points, strict=True) if points else ((), ())
+            ax.plot(xs, ys, marker="o", ms=3, color=_PALETTE[i % len(_PALETTE)], label=label)
+        ax.set(title=title, xlabel=xlabel)
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize="small")
     return _png(fig)

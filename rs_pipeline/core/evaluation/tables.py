@@ -53,11 +53,16 @@ def counts_records(table: ReportTable) -> Records:
     ]
 
 
+def _md_cell(value: object) -> str:
+    # A caption may hold `|` or a line break: either would end the cell or the row.
+    return str(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def markdown_records(records: Records) -> str:
     """Records as a Markdown table, headed by the first record's keys."""
     heads = list(records[0])
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join(str(r[h]) for h in heads) + " |" for r in records]
+    lines += ["| " + " | ".join(_md_cell(r[h]) for h in heads) + " |" for r in records]
     return "\n".join(lines)
 
 

@@ -8,12 +8,12 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from rs_pipeline.core.artifacts import ArtifactStore
-from rs_pipeline.core.layout import images_dir
+from rs_pipeline.core.layout import IMAGES_FILE, require_ingested
 
 
 def load_images(store: ArtifactStore, batch: str, wanted: set[str]) -> dict[str, Image.Image]:
     """RGB images of `wanted` sample ids in `batch`, streamed so only those are decoded."""
-    path = store.path(images_dir(batch), "images.parquet")
+    path = store.path(require_ingested(store, batch), IMAGES_FILE)
     out = {}
     with store.fs.open(path, "rb") as fh:
         for rb in pq.ParquetFile(fh).iter_batches(batch_size=256, columns=["sample_id", "data"]):
@@ -27,7 +27,7 @@ def load_image_bytes(
     store: ArtifactStore, batch: str, wanted: set[str]
 ) -> dict[str, tuple[str, bytes]]:
     """(format, encoded bytes) of `wanted` sample ids in `batch`, as ingest kept them."""
-    path = store.path(images_dir(batch), "images.parquet")
+    path = store.path(require_ingested(store, batch), IMAGES_FILE)
     out = {}
     with store.fs.open(path, "rb") as fh:
         for rb in pq.ParquetFile(fh).iter_batches(batch_size=256):

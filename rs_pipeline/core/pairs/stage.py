@@ -48,6 +48,11 @@ class PairsReport:
         """Each non-oracle judge's pairwise agreement with the oracle, pooled over images."""
         return {k: agreement_rate(v) for k, v in sorted(self.agreement_parts.items())}
 
+    @property
+    def import_problems_by_reason(self) -> dict[str, int]:
+        """Imported records (and pairs) that attached to nothing, counted by reason."""
+        return {k: n for k, n in sorted(self.imports.items()) if k not in _IMPORTED_KEYS}
+
 
 class _Pairs:
     """Collects pairs, assigning each the split of its image."""
@@ -188,7 +193,7 @@ def _imports(cfg: PairsConfig, out: _Pairs, rep) -> None:
 
 def _warn_unattached(rep) -> None:
     """Log what of the imported files attached to nothing, by reason (also in `rep.imports`)."""
-    unattached = {k: n for k, n in sorted(rep.imports.items()) if k not in _IMPORTED_KEYS}
+    unattached = rep.import_problems_by_reason
     if unattached:
         first = "; ".join(f"{p.source}:{p.line} {p.reason}" for p in rep.import_problems[:5])
         log.warning("preference import: not attached, by reason %s (first: %s)", unattached, first)

@@ -39,6 +39,7 @@ from rs_pipeline.core.names import ALL_SELECTION, parse_selection
 from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import VLM_CHECKPOINT_SCHEMA
 from rs_pipeline.core.selection.manifest import SelectionManifest, load_selection
+from rs_pipeline.core.training import distributed
 from rs_pipeline.core.training.snapshots import Snapshots
 from rs_pipeline.core.vlm.generate import greedy_answers
 from rs_pipeline.core.vlm.questions import EvalQuestion, scene_questions, synthrs_vqa_questions
@@ -96,11 +97,13 @@ def sft_plan(cfg: PipelineConfig, seed: int) -> SFTPlan:
     )
 
 
-def eval_questions(cfg: PipelineConfig, store: ArtifactStore) -> tuple[list[EvalQuestion], dict]:
+def eval_questions(
+    cfg: PipelineConfig, store: ArtifactStore, log: Callable[[str], None] | None = None
+) -> tuple[list[EvalQuestion], dict]:
     """Held-out SynthRS VQA plus scene classification on every (decontaminated) benchmark."""
     v = cfg.vlm
     questions = synthrs_vqa_questions(count=v.vqa_count, seed=v.vqa_seed)
-    benches, excluded = decontaminated_benchmarks(cfg, store)
+    benches, excluded = decontaminated_benchmarks(cfg, store, log=log)
     for bench in benches:
         questions += scene_questions(bench)
     return questions, excluded
@@ -141,6 +144,8 @@ def _training_set(store: ArtifactStore, cfg: PipelineConfig, manifest: Selection
     """(examples, encoded images by sample id, URL of the ShareGPT set) of one selection."""
     examples = selection_examples(store, cfg, manifest)
     images = example_images(store, examples)
+    if not distributed.world().is_main:  # rank 0 writes it; the others only train
+        return examples, images, store.url(sft_dir(manifest.name))
     url = write_sharegpt(store, sft_dir(manifest.name), examples, images)
     return examples, images, url
 
@@ -224,7 +229,8 @@ def _train_seed(cfg: PipelineConfig, *, manifest, triples, seed: int, store, dev
         "final_loss": losses[-1],
         "losses": losses,
     }
-    store_checkpoint(store, folder, model=model, processor=processor, meta=meta)
+    if distributed.world().is_main:  # under torchrun every rank holds the same weights
+        store_checkpoint(store, folder, model=model, processor=processor, meta=meta)
     snaps.clear()
     run = VLMRun(seed, store.url(folder), losses[-1], reused=False, adapter=adapter)
     return model, processor, run
@@ -281,7 +287,10 @@ def run_vlm_checkpoints(
     run_id: str,
     log: Callable[[str], None] | None = None,
 ) -> VLMCheckpointsReport:
-    """Fine-tune and evaluate the VLM on one selection for every `vlm.seeds`; lineage rows."""
+    """Fine-tune and evaluate the VLM on one selection for every `vlm.seeds`; lineage rows.
+
+    Under torchrun every rank trains each seed; rank 0 alone writes, evaluates and records
+    (the others may pass `lineage=None`)."""
     if not trains_vlm(cfg, selection):
         raise ValueError(
             f"the VLM does not train on {selection!r}: set vlm.enabled and list its percent in "
@@ -292,7 +301,7 @@ def run_vlm_checkpoints(
     if not examples:
         raise ValueError(f"selection {selection!r} yields no VLM training examples")
     triples = _triples(examples, _decoded(encoded))
-    questions, excluded = eval_questions(cfg, store)
+    questions, excluded = eval_questions(cfg, store, log)
     device = resolve_device(cfg.compute.device)
     rep = VLMCheckpointsReport(
         selection=selection,
@@ -316,6 +325,8 @@ def run_vlm_checkpoints(
             log=log,
         )
         rep.runs.append(run)
+        if not distributed.world().is_main:
+            continue  # rank 0 evaluates and records; the others only train
         rep.results += evaluate_vlm(
             cfg,
             model=model,
@@ -328,6 +339,8 @@ def run_vlm_checkpoints(
             device=device,
         )
         progress.step()
+    if not distributed.world().is_main:
+        return rep
     summary = {
         "selection": rep.selection,
         "manifest_digest": rep.digest,

@@ -5,6 +5,7 @@ import dagster as dg
 from rs_pipeline.core.captions.stage import CaptionReport, run_captions
 from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
 from rs_pipeline.defs.partitions import SAME_BATCH, batch_partitions
+from rs_pipeline.defs.previews import caption_previews
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
 # Counts that add up over the partitions of a multi-partition (backfill) run.
@@ -50,7 +51,11 @@ def caption_candidates(
     """One row per (image, captioner, text): candidate captions tagged with their captioner,
     degradation and, where ground truth exists, their true quality."""
     cfg, store, db = settings.load(), artifacts.store(), lineage.store()
-    done = each_partition(context, lambda b: run_captions(cfg, b, store, db, context.run_id))
-    return dg.MaterializeResult(
-        metadata=run_metadata([(k, _captions_metadata(r)) for k, r in done], CAPTION_SUMS)
+    done = each_partition(
+        context, lambda b: run_captions(cfg, b, store, db, context.run_id, log=context.log.info)
     )
+    md = run_metadata([(k, _captions_metadata(r)) for k, r in done], CAPTION_SUMS)
+    # Means do not add up over partitions: a backfill run's are in `by_partition`.
+    quality = done[0][1].mean_quality_by_captioner if len(done) == 1 else {}
+    md |= caption_previews(db, [k for k, _ in done], md["candidates_by_captioner"], quality)
+    return dg.MaterializeResult(metadata=md)

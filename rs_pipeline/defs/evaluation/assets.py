@@ -1,20 +1,26 @@
 """The evaluation report: every selection's checkpoints side by side, mean ± std over seeds."""
 
-import base64
-
 import dagster as dg
 
-from rs_pipeline.core.evaluation.report import ACCURACY_PNG, paired_markdown, table_records
+from rs_pipeline.core.evaluation.report import (
+    ACCURACY_PNG,
+    BON_PNG,
+    HISTOGRAM_PNG,
+    paired_markdown,
+    table_records,
+)
 from rs_pipeline.core.evaluation.stage import run_evaluation_report
 from rs_pipeline.core.evaluation.tables import bon_records
 from rs_pipeline.core.layout import REPORT_ASSET
+from rs_pipeline.defs.previews import png, table
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
-
-def _table(records: list[dict]) -> dg.TableMetadataValue:
-    columns = [dg.TableColumn(name, "string") for name in records[0]]
-    rows = [dg.TableRecord({k: str(v) for k, v in r.items()}) for r in records]
-    return dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=columns))
+# Report plots shown in the metadata (key -> file, alt text), where the report has them.
+PLOTS = {
+    "plot": (ACCURACY_PNG, "accuracy vs ratio"),
+    "score_histograms": (HISTOGRAM_PNG, "kept vs dropped scores"),
+    "bon_plot": (BON_PNG, "best-of-N accuracy vs N"),
+}
 
 
 @dg.asset(
@@ -40,19 +46,23 @@ def evaluation_report(
     accuracy against selection ratio and of kept vs dropped scores; MD/HTML/JSON files."""
     store = artifacts.store()
     rep = run_evaluation_report(settings.load(), store, lineage.store())
-    png = base64.b64encode(store.fs.cat_file(store.path(REPORT_ASSET, ACCURACY_PNG))).decode()
     context.log.info("\n" + rep.markdown)
     vlm = {}
     if rep.vqa is not None:
-        vlm["vqa"] = _table(table_records(rep.vqa, rep.vqa.headline_columns))
+        vlm["vqa"] = table(table_records(rep.vqa, rep.vqa.headline_columns))
     if rep.bon is not None:
-        vlm["best_of_n"] = _table(bon_records(rep.bon))
+        vlm["best_of_n"] = table(bon_records(rep.bon))
+    plots = {
+        key: png(store.fs.cat_file(store.path(REPORT_ASSET, name)), alt=alt)
+        for key, (name, alt) in PLOTS.items()
+        if name in rep.paths.plots
+    }
     return dg.MaterializeResult(
         metadata=vlm
+        | plots
         | {
-            "headline": _table(table_records(rep.table)),
+            "headline": table(table_records(rep.table)),
             "paired_differences": dg.MetadataValue.md(paired_markdown(rep.table)),
-            "plot": dg.MetadataValue.md(f"![accuracy vs ratio](data:image/png;base64,{png})"),
             "selections": rep.table.selections,
             "seeds": list(rep.table.seeds),
             "report_html": dg.MetadataValue.path(rep.paths.html),

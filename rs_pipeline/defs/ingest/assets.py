@@ -5,6 +5,7 @@ import dagster as dg
 from rs_pipeline.core.ingest.stage import IngestReport, run_ingest
 from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
 from rs_pipeline.defs.partitions import batch_partitions
+from rs_pipeline.defs.previews import ingest_previews
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
 CHECKS = [
@@ -82,6 +83,7 @@ def rs_images(
     done = each_partition(context, lambda b: run_ingest(cfg, b, store, db, context.run_id))
     reports = [r for _, r in done]
     md = run_metadata([(k, _ingest_metadata(r)) for k, r in done], SUMMED)
+    md |= ingest_previews(store, db, [k for k, _ in done], [s for r in reports for s in r.preview])
     # A DataVersion names one partition's content; a multi-partition run has none to give.
     version = dg.DataVersion(reports[0].data_version) if len(reports) == 1 else None
     return dg.MaterializeResult(metadata=md, check_results=_checks(reports), data_version=version)

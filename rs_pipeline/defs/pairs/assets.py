@@ -1,10 +1,13 @@
 """Preference pairs as a Dagster asset: the data engine's second step, after caption candidates."""
 
+from collections import Counter
+
 import dagster as dg
 
 from rs_pipeline.core.pairs.stage import PairsReport, run_pairs
 from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
 from rs_pipeline.defs.partitions import SAME_BATCH, batch_partitions
+from rs_pipeline.defs.previews import pair_previews
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
 PAIR_CHECKS = [
@@ -59,8 +62,12 @@ def preference_pairs(
     cfg, store, db = settings.load(), artifacts.store(), lineage.store()
     done = each_partition(context, lambda b: run_pairs(cfg, b, store, db, context.run_id))
     in_both = {k: r.samples_in_both_splits for k, r in done}
+    md = run_metadata([(k, _pairs_metadata(r)) for k, r in done], PAIR_SUMS)
+    reasons = sum((Counter(r.import_problems_by_reason) for _, r in done), Counter())
+    problems = [p for _, r in done for p in r.import_problems]
+    md |= pair_previews(db, [k for k, _ in done], dict(sorted(reasons.items())), problems)
     return dg.MaterializeResult(
-        metadata=run_metadata([(k, _pairs_metadata(r)) for k, r in done], PAIR_SUMS),
+        metadata=md,
         check_results=[
             dg.AssetCheckResult(
                 check_name="no_image_in_both_splits",

@@ -7,7 +7,10 @@ from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import scorer_partitions, scores_partitions
+from rs_pipeline.defs.previews import score_model_previews, score_previews
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
+from rs_pipeline.defs.training import TrainingLauncher, outcome_result, stage_job
+from rs_pipeline.jobs.metadata import score_model_outcome
 
 MODEL_CHECK = dg.AssetCheckSpec(
     "beats_threshold_and_clipscore",
@@ -28,33 +31,27 @@ MODEL_CHECK = dg.AssetCheckSpec(
     pool=GPU_POOL,
 )
 def score_model(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, artifacts: ArtifactStoreResource
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    artifacts: ArtifactStoreResource,
+    training_launcher: TrainingLauncher,
 ) -> dg.MaterializeResult:
     """One scorer version: trained on every batch's preference pairs (staged, as in the paper)
-    or registered from a checkpoint; safetensors + config + metrics."""
+    or registered from a checkpoint; safetensors + config + metrics. `training.launcher`
+    torchrun / k8s trains out of this process through Dagster Pipes."""
     cfg = settings.load()
+    if cfg.training.launcher != "inprocess":
+        job = stage_job("score_model", cfg, context, artifacts)
+        return training_launcher.run_job(context, job, cfg.training)
     rep = run_score_model(cfg, context.partition_key, artifacts.store(), log=context.log.info)
-    required = rep.required_accuracy(cfg.scoring.min_val_accuracy)
-    return dg.MaterializeResult(
-        metadata={
-            "backend": rep.backend,
-            "val_pairwise_accuracy": rep.val_accuracy,
-            "clipscore_val_pairwise_accuracy": rep.clipscore_val_accuracy,
-            "train_pairs": rep.train_pairs,
-            "val_pairs": rep.val_pairs,
-            "batches": rep.batches,
-            "weights_sha256": rep.weights_sha256,
-            "model": dg.MetadataValue.path(rep.url),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=MODEL_CHECK.name,
-                passed=rep.val_accuracy >= required,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"val_accuracy": rep.val_accuracy, "required": required},
-            )
-        ],
-        data_version=dg.DataVersion(rep.weights_sha256[:16]),
+    metrics = {
+        "val_pairwise_accuracy": rep.val_accuracy,
+        "clipscore_val_pairwise_accuracy": rep.clipscore_val_accuracy,
+        "required": rep.required_accuracy(cfg.scoring.min_val_accuracy),
+    }
+    return outcome_result(
+        score_model_outcome(rep, cfg.scoring.min_val_accuracy),
+        previews=score_model_previews(rep.history, metrics),
     )
 
 
@@ -111,7 +108,16 @@ def pair_scores(
     if len(parts) > 1:  # the mean over every scored pair of the run
         scored = [(p["mean_score"], p["pairs"]) for _, p in parts if p["mean_score"] is not None]
         md["mean_score"] = sum(m * n for m, n in scored) / max(sum(n for _, n in scored), 1)
-    return dg.MaterializeResult(metadata=md)
+    return dg.MaterializeResult(metadata=md | _previews(db, [_dimensions(k) for k, _ in parts]))
+
+
+def _previews(db, dims: list[dict[str, str]]) -> dict:
+    """Histogram and extremes of the run's scores: one version over its batches (the usual
+    run); a run over several versions shows none rather than mix scales."""
+    versions = {d["scorer_version"] for d in dims}
+    if len(versions) != 1:
+        return {}
+    return score_previews(db, versions.pop(), [d["batch"] for d in dims])
 
 
 def _dimensions(key: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ import dagster as dg
 from rs_pipeline.core.names import ALL_SELECTION
 from rs_pipeline.core.selection.stage import run_curated_subsets
 from rs_pipeline.defs.partitions import scorer_partitions, selection_partitions
+from rs_pipeline.defs.previews import subset_previews
 from rs_pipeline.defs.resources import ArtifactStoreResource, LineageResource, PipelineSettings
 
 
@@ -29,10 +30,8 @@ def curated_subsets(
 ) -> dg.MaterializeResult:
     """One row per kept (image, caption) pair of each selection `<scorer_version>@<percent>`,
     with its score, rank and the reason it was kept."""
-    cfg = settings.load()
-    rep = run_curated_subsets(
-        cfg, context.partition_key, artifacts.store(), lineage.store(), context.run_id
-    )
+    cfg, db = settings.load(), lineage.store()
+    rep = run_curated_subsets(cfg, context.partition_key, artifacts.store(), db, context.run_id)
     # Each selection becomes a clip_checkpoints partition; `all@100` is the uncurated baseline.
     names = [*rep.kept, *([ALL_SELECTION] if cfg.finetune.include_all else [])]
     context.instance.add_dynamic_partitions(selection_partitions.name, names)
@@ -50,4 +49,5 @@ def curated_subsets(
             "selections": dg.MetadataValue.json(rep.urls),
             "webdataset_shards": dg.MetadataValue.json(rep.shards),
         }
+        | subset_previews(db, rep.version, rep.pool)
     )

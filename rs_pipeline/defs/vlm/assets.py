@@ -8,12 +8,15 @@ from rs_pipeline.core.vlm.rl_stage import run_vlm_rl_checkpoints
 from rs_pipeline.core.vlm.stage import run_vlm_checkpoints
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import selection_partitions
+from rs_pipeline.defs.previews import bon_previews, checkpoint_previews
 from rs_pipeline.defs.resources import (
     ArtifactStoreResource,
     LineageResource,
     PipelineSettings,
     ScorerServiceResource,
 )
+from rs_pipeline.defs.training import TrainingLauncher, outcome_result, stage_job
+from rs_pipeline.jobs.metadata import vlm_checkpoints_outcome
 
 
 @dg.asset(
@@ -38,33 +41,25 @@ def vlm_checkpoints(
     settings: PipelineSettings,
     artifacts: ArtifactStoreResource,
     lineage: LineageResource,
+    training_launcher: TrainingLauncher,
 ) -> dg.MaterializeResult:
     """A Qwen2-VL-family model fine-tuned (LoRA on real checkpoints, full on tiny) on this
-    selection's captions and VQA answers, one per `vlm.seeds`, evaluated on VQA questions."""
+    selection's captions and VQA answers, one per `vlm.seeds`, evaluated on VQA questions.
+    `training.launcher` torchrun / k8s trains out of this process through Dagster Pipes."""
+    cfg = settings.load()
+    if cfg.training.launcher != "inprocess":
+        job = stage_job("vlm_checkpoints", cfg, context, artifacts, lineage)
+        return training_launcher.run_job(context, job, cfg.training)
     rep = run_vlm_checkpoints(
-        cfg=settings.load(),
+        cfg=cfg,
         selection=context.partition_key,
         store=artifacts.store(),
         lineage=lineage.store(),
         run_id=context.run_id,
         log=context.log.info,
     )
-    vqa_all = [r.value for r in rep.results if r.metric == "vqa_all"]
-    return dg.MaterializeResult(
-        metadata={
-            "train_examples": rep.train_examples,
-            "train_images": rep.train_images,
-            "steps": rep.steps,
-            "adapter": rep.adapter,
-            "seeds": [r.seed for r in rep.runs],
-            "reused_seeds": [r.seed for r in rep.runs if r.reused],
-            "final_loss": dg.MetadataValue.json({r.seed: r.final_loss for r in rep.runs}),
-            "mean_vqa_all": sum(vqa_all) / len(vqa_all) if vqa_all else None,
-            "sharegpt": dg.MetadataValue.path(rep.sft_url),
-            "manifest_digest": rep.digest,
-            "checkpoints": dg.MetadataValue.json([r.url for r in rep.runs]),
-        },
-        data_version=dg.DataVersion(rep.digest[:16]),
+    return outcome_result(
+        vlm_checkpoints_outcome(rep), previews=checkpoint_previews(rep.runs, rep.results)
     )
 
 
@@ -105,9 +100,11 @@ def bon_eval(
             "clip_scorer_version": rep.clip_version,
             "questions": rep.questions,
             "n": list(cfg.vlm.bon.n),
+            "selection": rep.selection,
             "accuracy_by_strategy_and_n": dg.MetadataValue.json(rep.accuracy_table()),
             "bon": dg.MetadataValue.path(rep.url),
         }
+        | bon_previews(rep.accuracy_table())
     )
 
 
@@ -156,6 +153,7 @@ def vlm_rl_checkpoints(
             "mean_vqa_all": sum(vqa_all) / len(vqa_all) if vqa_all else None,
             "sft_checkpoints": dg.MetadataValue.json([r.sft_url for r in rep.runs]),
             "checkpoints": dg.MetadataValue.json([r.url for r in rep.runs]),
-        },
+        }
+        | checkpoint_previews(rep.runs, rep.results, train_metric="final_reward"),
         data_version=dg.DataVersion(rep.digest[:16]),
     )

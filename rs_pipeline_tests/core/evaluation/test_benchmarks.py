@@ -85,3 +85,16 @@ def test_clip_evaluation_reports_every_metric_in_range():
     assert evaluate_clip(model, preprocess, tokenizer, bench, batch_size=5) == pytest.approx(
         metrics
     )
+
+
+def test_loading_and_evaluating_a_benchmark_log_progress_to_its_total():
+    lines: list[str] = []
+    bench = load_benchmark(
+        BenchmarkConfig(name="s", kind="synthrs", count=14, seed=5), log=lines.append
+    )
+    assert lines[-1].startswith("s: images loaded 14/14, ")
+    model, _, preprocess, tokenizer = build_clip("rs-resnet-tiny-64", seed=0)
+    evaluate_clip(model, preprocess, tokenizer, bench, batch_size=8, log=lines.append)
+    encoded = len(bench.images) + sum(len(p) for p in bench.prompts) + len(bench.texts)
+    assert lines[-1].startswith(f"s: encoded images + texts {encoded}/{encoded}, ")
+    assert "/s, ETA " in lines[-1]

@@ -65,3 +65,16 @@ def test_score_histograms_lay_out_one_panel_per_selection():
 def test_score_histograms_need_at_least_one_split():
     with pytest.raises(ValueError, match="no score splits"):
         plots.score_histograms([])
+
+
+def test_a_histogram_and_curves_render_as_pngs_and_refuse_nothing_to_plot():
+    assert decode(plots.histogram([0.1, 0.5, 0.5, 0.9], title="v", xlabel="score")).width > 0
+    panels = {"loss": {"head": [(0, 1.0), (10, 0.5)], "text": [(20, 0.4)]}, "acc": {}}
+    assert (
+        decode(plots.curves(panels, xlabel="step")).width
+        > decode(plots.histogram([1.0], title="v", xlabel="score")).width
+    )  # two panels side by side
+    with pytest.raises(ValueError, match="no values"):
+        plots.histogram([], title="v", xlabel="score")
+    with pytest.raises(ValueError, match="no curves"):
+        plots.curves({}, xlabel="step")
