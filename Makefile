@@ -33,7 +33,8 @@ dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 # Benchmarks run as modules from the repo root (`python -m benchmarks.NAME`; see each one's
 # docstring). `make bench`: every benchmark that produces figures, at its default size (about
-# 20 minutes on 2 cores; `benchmarks.vlm` runs the demo graph); each rewrites its own sections
+# an hour on 2 cores: `benchmarks.vlm` and `benchmarks.dagster_overhead` run the demo graph,
+# `scorers memory` scores a million pairs); each rewrites its own sections
 # of benchmarks/RESULTS.md. The curation
 # comparison takes ~20 min per run and its sweep hours, so `make bench` does not re-run it: it
 # rebuilds the curation tables and plots from the runs stored in benchmarks/results/curation/
@@ -46,6 +47,12 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scorers throughput
 	$(BIN)/python -m benchmarks.scorers memory
 	$(BIN)/python -m benchmarks.nightly
+	$(BIN)/python -m benchmarks.training
+	$(BIN)/python -m benchmarks.dagster_overhead
+	$(BIN)/python -m benchmarks.distributed
+	$(BIN)/python -m benchmarks.scale_out
+	$(BIN)/python -m benchmarks.serve
+	$(BIN)/python -m benchmarks.reliability
 	$(BIN)/python -m benchmarks.vlm
 	@echo "curation: tables and plots rebuilt from the stored runs in benchmarks/results/curation/ (not re-run)"
 	$(BIN)/python -m benchmarks.curation_report
@@ -61,6 +68,13 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.scorers throughput --quick --out $(BENCH_OUT)
 	$(BIN)/python -m benchmarks.scorers memory --quick --out $(BENCH_OUT)
 	$(BIN)/python -m benchmarks.nightly --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.training --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.dagster_overhead --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.distributed --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.scale_out --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.serve --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.reliability --quick --out $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.gpu --quick --out $(BENCH_OUT)
 	$(BIN)/python -m benchmarks.vlm --quick --out $(BENCH_OUT)
 	$(BIN)/python -m benchmarks.curation demo --quick --out $(BENCH_OUT)
 	$(BIN)/python -m benchmarks.curation_report --quick --out $(BENCH_OUT)

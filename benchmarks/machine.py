@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -31,6 +32,20 @@ def describe() -> str:
     except (OSError, AttributeError):
         pass
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
+
+
+def run_info() -> str:
+    """Date and the versions that decide speed: enough to compare runs."""
+    import dagster
+    import open_clip
+    import torch
+    import transformers
+
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), open_clip {open_clip.__version__}, "
+        f"transformers {transformers.__version__}, dagster {dagster.__version__}"
+    )
 
 
 def add_output_options(parser: argparse.ArgumentParser, quick: str) -> None:

@@ -1,9 +1,10 @@
 """Nightly re-curation cost: one new batch against a full recompute of the same assets.
 
-    .venv/bin/python -m benchmarks.nightly [--history 4]       # from the repo root
-    .venv/bin/python -m benchmarks.nightly --quick [--out DIR]   # 1 historic batch: a smoke
+    .venv/bin/python -m benchmarks.nightly [--history 2 4 8 16]   # from the repo root
+    .venv/bin/python -m benchmarks.nightly --quick [--out DIR]     # 1 and 2 batches: a smoke
 
-Materializes `--history` batches and the current scorer on the tiny preset, then times (a) the
+For each `--history` count, materializes that many batches and the current scorer on the tiny
+preset (one instance, history growing between points), then times (a) the
 nightly path for one new batch (the runs the nightly sensor and the automation conditions
 launch: ingest + captions + pairs of the batch, pair_scores[(current, batch)], curated_subsets
 [current]) and (b) the same assets recomputed over all batches (multi-partition backfill runs).
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from benchmarks.machine import add_output_options, describe, results_file, write_section
+from benchmarks.machine import add_output_options, describe, results_file, run_info, write_section
+from benchmarks.timing import cpu_seconds
 from rs_pipeline.core.config import load_config
 from rs_pipeline.core.scoring.versions import current_version
 from rs_pipeline.definitions import BATCH_ASSETS
@@ -51,69 +53,108 @@ class Bench:
     def key(self, batch: str) -> str:
         return str(dg.MultiPartitionKey({"scorer_version": self.version, "batch": batch}))
 
-    def nightly(self, batch: str) -> float:
-        """The new batch's three runs: batch assets, its scores, the re-selection."""
-        start = time.perf_counter()
+    def nightly(self, batch: str) -> tuple[float, float]:
+        """(wall, CPU) seconds of the new batch's three runs: batch assets, its scores, the
+        re-selection."""
+        start, cpu = time.perf_counter(), cpu_seconds()
         self.instance.add_dynamic_partitions("batch", [batch])
         self.run(BATCH_ASSETS, partition_key=batch)
         self.run([pair_scores], partition_key=self.key(batch))
         self.run([curated_subsets], partition_key=self.version)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, cpu_seconds() - cpu
 
-    def full(self, batches: list[str]) -> float:
-        """The same assets over every batch, as backfill runs of up to 8 partitions."""
-        start = time.perf_counter()
+    def full(self, batches: list[str]) -> tuple[float, float]:
+        """(wall, CPU) seconds of the same assets over every batch, as backfill runs of up to 8
+        partitions."""
+        start, cpu = time.perf_counter(), cpu_seconds()
         for i in range(0, len(batches), 8):
             part = batches[i : i + 8]
             self.run(BATCH_ASSETS, tags=_range(part[0], part[-1]))
             self.run([pair_scores], tags=_range(self.key(part[0]), self.key(part[-1])))
         self.run([curated_subsets], partition_key=self.version)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def _day(i: int) -> str:
+    return f"2026-11-{i:02d}"
+
+
+def sweep(bench: Bench, points: list[int]) -> list[tuple[int, tuple, tuple]]:
+    """(historic batches, nightly (wall, CPU) s, full (wall, CPU) s) at each point, growing
+    one instance's history.
+
+    The batch a nightly run adds stays as history for the next point, so each point costs only
+    the batches it adds; a full recompute leaves the state as it found it (same inputs).
+    """
+    batches: list[str] = []
+
+    def grow(n: int, score: bool) -> None:
+        while len(batches) < n:
+            batches.append(_day(len(batches) + 1))
+            bench.instance.add_dynamic_partitions("batch", [batches[-1]])
+            bench.run(BATCH_ASSETS, partition_key=batches[-1])
+            if score:
+                bench.run([pair_scores], partition_key=bench.key(batches[-1]))
+
+    grow(points[0], score=False)
+    bench.run([score_model], partition_key=bench.version)  # trained once, on the first history
+    for batch in batches:
+        bench.run([pair_scores], partition_key=bench.key(batch))
+    rows = []
+    for history in points:
+        grow(history, score=True)
+        new = _day(len(batches) + 1)
+        nightly_s = bench.nightly(new)
+        batches.append(new)
+        full_s = bench.full(batches)
+        rows.append((history, nightly_s, full_s))
+        print(f"{history} + 1 batches: nightly {nightly_s} s, full {full_s} s", flush=True)
+    return rows
+
+
+def _verdict(rows: list[tuple[int, tuple, tuple]]) -> str:
+    (h0, n0, f0), (h1, n1, f1) = rows[0], rows[-1]
+    return (
+        f"From {h0} + 1 to {h1} + 1 batches ({(h1 + 1) / (h0 + 1):.1f}x the data) the nightly "
+        f"run's CPU time went {n0[1]:.1f} -> {n1[1]:.1f} s ({n1[1] / n0[1]:.2f}x) and the full "
+        f"recompute's {f0[1]:.1f} -> {f1[1]:.1f} s ({f1[1] / f0[1]:.2f}x)."
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history", type=int, default=None,
-                        help="batches before the new one (default 4)")  # fmt: skip
-    add_output_options(parser, "1 historic batch")
+    parser.add_argument("--history", type=int, nargs="+", default=None,
+                        help="historic batch counts to sweep (default 2 4 8 16)")  # fmt: skip
+    add_output_options(parser, "1 and 2 historic batches")
     args = parser.parse_args()
-    args.history = args.history or (1 if args.quick else 4)
+    points = sorted(set(args.history or ([1, 2] if args.quick else [2, 4, 8, 16])))
     warnings.simplefilter("ignore")
-    history = [f"2026-11-{d:02d}" for d in range(1, args.history + 1)]
-    new = f"2026-11-{args.history + 1:02d}"
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         bench = Bench(write_config(Path(tmp)), instance)
-        instance.add_dynamic_partitions("batch", history)
         instance.add_dynamic_partitions("scorer_version", [bench.version])
-        setup = time.perf_counter()
-        for batch in history:
-            bench.run(BATCH_ASSETS, partition_key=batch)
-        bench.run([score_model], partition_key=bench.version)
-        for batch in history:
-            bench.run([pair_scores], partition_key=bench.key(batch))
-        print(f"history: {len(history)} batches + scorer in {time.perf_counter() - setup:.1f} s")
-        nightly_s = bench.nightly(new)
-        print(f"nightly (1 new batch): {nightly_s:.1f} s")
-        full_s = bench.full([*history, new])
-        print(f"full recompute ({len(history) + 1} batches): {full_s:.1f} s")
-    ratio = nightly_s / full_s
-    print(f"nightly / full = {ratio:.2f}")
+        rows = sweep(bench, points)
+    table = [f"| {h} + 1 | {n[0]:.1f} | {n[1]:.1f} | {f[0]:.1f} | {f[1]:.1f} | "
+             f"{f[1] / (h + 1):.2f} | {n[1] / f[1]:.2f} |" for h, n, f in rows]  # fmt: skip
     body = "\n".join(
         [
             "## Nightly re-curation vs full recompute (`python -m benchmarks.nightly`)",
             "",
-            f"Machine: {describe()}. Tiny preset (32 inputs per batch), {len(history)} historic",
-            "batches plus one new one; in-process Dagster runs (run start-up not counted).",
+            f"Machine: {describe()}; {run_info()}. Tiny preset (32 inputs per batch); one",
+            "instance whose history grows between points (the scorer is trained once, on the",
+            "first point's history). In-process Dagster runs (run start-up not counted).",
             "Nightly: ingest + captions + pairs of the new batch, pair_scores[(current, new)],",
-            "curated_subsets[current]. Full: the same assets over every batch (backfill runs).",
+            "curated_subsets[current]. Full: the same assets over every batch (backfill runs of",
+            "up to 8 partitions). One pass on a machine shared with other jobs: wall time moves",
+            "with their load, CPU seconds (this process and its finished children) much less.",
             "",
-            "| batches | nightly s | full recompute s | nightly / full |",
-            "|---|---|---|---|",
-            f"| {len(history)} + 1 | {nightly_s:.1f} | {full_s:.1f} | {ratio:.2f} |",
+            "| batches | nightly wall s | nightly CPU s | full wall s | full CPU s | "
+            "full CPU s per batch | nightly / full (CPU) |",
+            "|---|---|---|---|---|---|---|",
+            *table,
             "",
-            "The nightly cost is one batch's work plus a re-selection over every scored batch",
-            "(cheap), so it should stay nearly flat as history grows while the full recompute",
-            f"grows linearly; only the {len(history)} + 1 point was measured in this run.",
+            _verdict(rows),
+            "Nightly should stay nearly flat (one batch's work plus a re-selection over every",
+            "scored batch, which grows slowly) while the full recompute grows linearly.",
         ]
     )
     write_section("nightly", body, results_file(args))

@@ -143,3 +143,37 @@ def test_scores_written_under_the_old_key_order_are_rekeyed_once_and_then_replac
     assert store.query("SELECT count(*) AS n FROM scores").column("n")[0].as_py() == 3
     writes = store.query("SELECT DISTINCT partition_key FROM writes WHERE table_name = 'scores'")
     assert writes.column("partition_key").to_pylist() == [new_key]
+
+
+def score_rows(n: int, version: str = "v") -> pa.Table:
+    rows = [{"scorer_version": version, "batch": "b", "sample_id": f"s{i % 7}",
+             "caption_id": f"c{i}", "score": i / 3} for i in range(n)]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=SCORE_SCHEMA)
+
+
+def test_a_partition_from_a_parquet_file_holds_the_same_rows_as_from_arrow(tmp_path):
+    import pyarrow.parquet as pq
+
+    rows = score_rows(50)
+    pq.write_table(rows, tmp_path / "scores.parquet", row_group_size=8)
+    by_arrow, by_file = (LineageStore(str(tmp_path / f"{n}.duckdb")) for n in ("a", "f"))
+    key = {"asset": "pair_scores", "partition_key": "b|v", "run_id": "r1"}
+    assert by_arrow.replace_partition("scores", rows, **key) == 50
+    by_file.replace_partition_from_parquet("scores", str(tmp_path / "scores.parquet"), **key)
+    n = by_file.replace_partition_from_parquet("scores", str(tmp_path / "scores.parquet"), **key)
+    sql = "SELECT * FROM scores ORDER BY caption_id"
+    assert n == 50 and by_file.query(sql) == by_arrow.query(sql)  # replaced, not added
+    writes = "SELECT table_name, partition_key, run_id, row_count FROM writes"
+    assert by_file.query(writes) == by_arrow.query(writes)
+
+
+def test_a_parquet_file_missing_lineage_columns_is_refused_and_leaves_previous_rows(tmp_path):
+    import pyarrow.parquet as pq
+
+    store = LineageStore(str(tmp_path / "l.duckdb"))
+    key = {"asset": "pair_scores", "partition_key": "b|v", "run_id": "r1"}
+    store.replace_partition("scores", score_rows(4), **key)
+    pq.write_table(score_rows(9).drop_columns(["score"]), tmp_path / "bad.parquet")
+    with pytest.raises(KeyError, match="score"):
+        store.replace_partition_from_parquet("scores", str(tmp_path / "bad.parquet"), **key)
+    assert store.query("SELECT count(*) AS n FROM scores").column("n")[0].as_py() == 4

@@ -16,6 +16,7 @@ to the pixels) and in `notes` (`SampleNote`s a reader of the manifest should kno
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -74,20 +75,15 @@ def _ends_early(data: bytes) -> bool:
     return False
 
 
+# Inside a scan, 0xFF is followed by a stuffed 0x00, a restart marker (D0-D7) or more 0xFF
+# fill; any other byte after 0xFF starts a marker. One regex search finds it in C.
+_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
 def _skip_scan(data: bytes, pos: int) -> int:
-    """Offset of the first marker after entropy-coded data at `pos` (or len(data)): inside
-    a scan, 0xFF is followed by a stuffed 0x00, a restart marker or more 0xFF fill."""
-    while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= len(data):
-            return len(data)
-        nxt = data[pos + 1]
-        if nxt == 0xFF:
-            pos += 1
-        elif nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-            pos += 2
-        else:
-            return pos
+    """Offset of the first marker after entropy-coded data at `pos` (or len(data))."""
+    found = _MARKER_IN_SCAN.search(data, pos)
+    return len(data) if found is None else found.start()
 
 
 def _jpeg_end(data: bytes) -> int | None:

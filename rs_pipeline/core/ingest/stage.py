@@ -19,7 +19,7 @@ from itertools import chain
 from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.ingest.batch import IngestCounts, IngestResult, ingest_items
-from rs_pipeline.core.layout import IMAGES_ASSET, images_dir
+from rs_pipeline.core.layout import IMAGES_ASSET, SAMPLES_FILE, images_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import IMAGE_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, to_table
 from rs_pipeline.core.sources.registry import build_source
@@ -49,7 +49,7 @@ def _manifest_hash(samples, quarantine) -> str:
     return h.hexdigest()[:16]
 
 
-MARKER = "samples.parquet"  # published last; its presence means the partition is complete
+MARKER = SAMPLES_FILE  # published last; its presence means the partition is complete
 _BESIDE_MARKER = ("images.parquet", "quarantine.parquet")
 
 
@@ -126,10 +126,11 @@ def run_ingest(
     def work(staging_dir: str) -> tuple[IngestResult, object]:
         result, samples_t, quarantine_t = _ingest_to(cfg, batch, store, staging_dir)
         # Lineage before the files move: a failure here leaves the old partition as it was.
-        for table, rows in (("samples", samples_t), ("quarantine", quarantine_t)):
-            lineage.replace_partition(
-                table, rows, asset=IMAGES_ASSET, partition_key=batch, run_id=run_id
-            )
+        # Both tables in one transaction (and one open of the database): all or nothing.
+        lineage.replace_partitions(
+            {"samples": samples_t, "quarantine": quarantine_t},
+            asset=IMAGES_ASSET, partition_key=batch, run_id=run_id,
+        )  # fmt: skip
         return result, samples_t
 
     result, samples_t = _staged(store, folder, work)

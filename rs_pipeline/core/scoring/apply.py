@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
@@ -15,11 +17,12 @@ from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.device import resolve_device
 from rs_pipeline.core.layout import (
     CAPTIONS_FILE,
+    IMAGES_FILE,
     SCORES_ASSET,
     SCORES_FILE,
     captions_dir,
-    images_dir,
     model_dir,
+    require_ingested,
     scores_dir,
 )
 from rs_pipeline.core.lineage import LineageStore
@@ -27,7 +30,7 @@ from rs_pipeline.core.progress import Progress
 from rs_pipeline.core.records import SCORE_SCHEMA
 from rs_pipeline.core.rewards.client import RemoteScorer
 from rs_pipeline.core.scoring.backends import CONFIG_FILE, load_scorer
-from rs_pipeline.core.scoring.infer import PairStream, PairText, score_pairs
+from rs_pipeline.core.scoring.infer import PairStream, SpilledTexts, score_pairs, spill_texts
 
 
 def scores_partition_key(*, version: str, batch: str) -> str:
@@ -51,13 +54,44 @@ class PairScoresReport:
     url: str
 
 
-def _texts(store: ArtifactStore, batch: str) -> dict[str, list[PairText]]:
-    table = store.read_table(captions_dir(batch), CAPTIONS_FILE)
-    texts: dict[str, list[PairText]] = defaultdict(list)
-    for r in table.to_pylist():
-        if r["status"] == "ok":
-            texts[r["sample_id"]].append(PairText(r["caption_id"], r["text"]))
-    return texts
+def images_path(store: ArtifactStore, batch: str) -> str:
+    """The path of `batch`'s images.parquet: the one place pair_scores names it, once the
+    ingest partition is fully published (else BatchNotIngested, naming what to materialize)."""
+    return store.path(require_ingested(store, batch), IMAGES_FILE)
+
+
+def text_batches(store: ArtifactStore, batch: str) -> Callable[[], Iterator[pa.RecordBatch]]:
+    """A fresh stream, per call, of `batch`'s ok candidates (sample_id, caption_id, text)."""
+    if not store.exists(captions_dir(batch), CAPTIONS_FILE):
+        raise FileNotFoundError(
+            f"{store.url(captions_dir(batch), CAPTIONS_FILE)} does not exist: materialize "
+            f"caption_candidates for batch {batch!r} first"
+        )
+    path = store.path(captions_dir(batch), CAPTIONS_FILE)
+    columns = ["sample_id", "caption_id", "text", "status"]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with store.fs.open(path, "rb") as fh:
+            for rb in pq.ParquetFile(fh).iter_batches(batch_size=8192, columns=columns):
+                yield rb.filter(pc.equal(rb.column("status"), "ok"))
+
+    return batches
+
+
+def batch_texts(store: ArtifactStore, batch: str, folder: str) -> SpilledTexts:
+    """`batch`'s ok candidates spilled under the local `folder`, in image order."""
+    with store.fs.open(images_path(store, batch), "rb") as fh:
+        image_ids = pq.read_table(fh, columns=["sample_id"]).column("sample_id")
+    return spill_texts(text_batches(store, batch), image_ids.combine_chunks(), folder)
+
+
+@contextlib.contextmanager
+def _scratch(cfg: PipelineConfig) -> Iterator[str]:
+    """A private local folder under storage.work_dir, removed afterwards."""
+    parent = Path(cfg.storage.work_dir).expanduser() / SCORES_ASSET
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent) as tmp:
+        yield tmp
 
 
 def stored_scorer(store: ArtifactStore, version: str, *, batches: Sequence[str] = ()):
@@ -89,25 +123,20 @@ def scorer_for(cfg: PipelineConfig, store: ArtifactStore, version: str, *, url: 
     return remote
 
 
-def run_pair_scores(
+def _write_scores(
     cfg: PipelineConfig,
+    scorer,
     version: str,
     batch: str,
     store: ArtifactStore,
-    lineage: LineageStore,
-    run_id: str,
-    log: Callable[[str], None] | None = None,
-) -> PairScoresReport:
-    """Score every ok candidate of `batch` with `version`; Parquet + lineage rows (progress
-    lines through `log`)."""
-    # The oracle reads this batch's recorded true quality from the store, not weights.
-    scorer = stored_scorer(store, version, batches=[batch])
-    stream_texts = _texts(store, batch)
-    stream = PairStream(store.fs, store.path(images_dir(batch), "images.parquet"), stream_texts)
-    writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), SCORES_FILE)
+    texts: SpilledTexts,
+    log: Callable[[str], None] | None,
+) -> tuple[int, float, int, str]:
+    """Score every pair into scores.parquet; returns (pairs, score sum, images, url)."""
+    stream = PairStream(store.fs, images_path(store, batch), texts)
+    writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), SCORES_FILE, chunk=8192)
     n, total, images = 0, 0.0, set()
-    texts = sum(len(v) for v in stream_texts.values())
-    progress = Progress(texts, log, what=f"{version} on {batch}: pairs")
+    progress = Progress(texts.total, log, what=f"{version} on {batch}: pairs")
     try:
         for refs, scores in score_pairs(
             scorer, stream, cfg.scoring.score_batch_size, cfg.scoring.num_workers,
@@ -124,14 +153,32 @@ def run_pair_scores(
     except BaseException:
         writer.abort()
         raise
-    url = writer.close()
-    # Lineage rows stream back from the file just written: memory stays bounded.
-    with store.fs.open(store.path(scores_dir(version, batch), SCORES_FILE), "rb") as fh:
-        reader = pa.RecordBatchReader.from_batches(
-            SCORE_SCHEMA, pq.ParquetFile(fh).iter_batches(batch_size=8192)
-        )
-        key = scores_partition_key(version=version, batch=batch)
-        lineage.replace_partition(
-            "scores", reader, asset=SCORES_ASSET, partition_key=key, run_id=run_id
-        )
-    return PairScoresReport(version, batch, n, len(images), total / n if n else None, url)
+    return n, total, len(images), writer.close()
+
+
+def run_pair_scores(
+    cfg: PipelineConfig,
+    version: str,
+    batch: str,
+    store: ArtifactStore,
+    lineage: LineageStore,
+    run_id: str,
+    log: Callable[[str], None] | None = None,
+) -> PairScoresReport:
+    """Score every ok candidate of `batch` with `version`; Parquet + lineage rows (progress
+    lines through `log`). Memory stays flat in the number of pairs: texts are spilled to local
+    scratch in image order, and lineage rows are inserted by DuckDB from the written file."""
+    # The oracle reads this batch's recorded true quality from the store, not weights.
+    scorer = stored_scorer(store, version, batches=[batch])
+    with _scratch(cfg) as tmp:
+        texts = batch_texts(store, batch, tmp)
+        n, total, images, url = _write_scores(cfg, scorer, version, batch, store, texts, log)
+        local = store.path(scores_dir(version, batch), SCORES_FILE)
+        if not store.is_local:  # DuckDB reads the rows from a local copy
+            store.fs.get(local, f"{tmp}/{SCORES_FILE}")
+            local = f"{tmp}/{SCORES_FILE}"
+        lineage.replace_partition_from_parquet(
+            "scores", local, asset=SCORES_ASSET, run_id=run_id,
+            partition_key=scores_partition_key(version=version, batch=batch),
+        )  # fmt: skip
+    return PairScoresReport(version, batch, n, images, total / n if n else None, url)

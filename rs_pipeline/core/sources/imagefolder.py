@@ -9,10 +9,10 @@ from typing import Any
 from rs_pipeline.core.records import QuarantineReason
 from rs_pipeline.core.sources.base import RawItem
 from rs_pipeline.core.sources.files import (
+    RootGuard,
     escape_name,
     open_fs,
     read_bytes,
-    real_inside,
     url_prefix,
 )
 
@@ -51,7 +51,7 @@ class ImageFolderSource:
                 f"imagefolder source {self.name!r}: {url} is not a folder; "
                 "set sources[].path to a folder of <class>/<image> files"
             )
-        prefix = url_prefix(fs)
+        prefix, guard = url_prefix(fs), RootGuard(fs, root)
         for path in sorted(fs.find(root)):
             parts = posixpath.relpath(path, root).split("/")
             if parts == [COMPLETION_MARKER]:
@@ -63,7 +63,7 @@ class ImageFolderSource:
             elif not path.lower().endswith(self.extensions):
                 detail = f"extension not in {list(self.extensions)}"
                 data, problem = None, (QuarantineReason.UNLISTED_EXTENSION, detail)
-            elif not real_inside(fs, root, path):
+            elif not guard.admits(path):
                 detail = f"symlink resolves outside {escape_name(root)}"
                 data, problem = None, (QuarantineReason.PATH_OUTSIDE_ROOT, detail)
             else:

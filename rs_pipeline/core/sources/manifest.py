@@ -24,9 +24,9 @@ from fsspec.core import url_to_fs
 from rs_pipeline.core.records import QuarantineReason
 from rs_pipeline.core.sources.base import GeoMetadata, RawItem
 from rs_pipeline.core.sources.files import (
+    RootGuard,
     open_fs,
     read_bytes,
-    real_inside,
     resolve_inside,
     url_prefix,
 )
@@ -125,11 +125,11 @@ class ManifestSource:
             )
         root = url_to_fs(self.root.replace("{batch}", batch))[1] if self.root else None
         root = root or posixpath.dirname(mpath)
-        prefix = url_prefix(fs)
+        prefix, guard = url_prefix(fs), RootGuard(fs, root)
         for row in table.to_pylist():
             rel = str(row["path"])
             resolved = resolve_inside(root, rel)
-            if resolved is None or not real_inside(fs, root, resolved):
+            if resolved is None or not guard.admits(resolved):
                 data, problem = None, (QuarantineReason.PATH_OUTSIDE_ROOT, f"{rel} not in {root}")
                 uri = rel if resolved is None else f"{prefix}{resolved}"
             else:

@@ -80,3 +80,31 @@ def test_odd_mode_policy_quarantine_rejects_cmyk():
 def test_rejection_details_are_deterministic():
     data = b"not an image at all"
     assert decode_image(data, CFG) == decode_image(data, CFG)
+
+
+def _skip_scan_reference(data: bytes, pos: int) -> int:
+    """The byte-by-byte walk the regex search replaces."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        nxt = data[pos + 1]
+        if nxt == 0xFF:
+            pos += 1
+        elif nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+            pos += 2
+        else:
+            return pos
+
+
+def test_scan_skipping_finds_the_same_marker_as_a_byte_by_byte_walk():
+    import random
+
+    from rs_pipeline.core.ingest.decode import _skip_scan
+
+    rng = random.Random(0)
+    alphabet = [0xFF, 0x00, 0xD0, 0xD7, 0xD8, 0xD9, 0xC4, 0x12]  # fill, stuffing, RSTn, markers
+    for _ in range(3000):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        pos = rng.randint(0, len(data))
+        assert _skip_scan(data, pos) == _skip_scan_reference(data, pos), (data, pos)

@@ -110,3 +110,41 @@ def test_baseline_scorers_stream_without_tensors(tmp_path):
     stream = PairStream(LocalFileSystem(), str(tmp_path / "images.parquet"), texts)
     scores = [s for _, batch in score_pairs(RandomScorer(0), stream, batch_size=5) for s in batch]
     assert len(scores) == 12 and all(0 <= s < 1 for s in scores)
+
+
+def interleaved_texts(n_images: int) -> list[dict]:
+    """Texts in captioner-major order (as the captions stage writes them), with images that
+    have none and texts whose image is not in the batch."""
+    rows = []
+    for captioner in range(3):
+        for i in range(n_images + 2):  # s010, s011: no such image
+            if i % 4 == 1:
+                continue  # s001, s005, s009: no texts
+            for k in range(captioner + 1):
+                rows.append({"sample_id": f"s{i:03d}", "caption_id": f"s{i:03d}-{captioner}-{k}",
+                             "text": f"text {captioner}/{k} of {i}"})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize("window", [1, 4, 1000])
+def test_spilled_texts_stream_the_same_pairs_in_the_same_order_as_a_dict(tmp_path, window):
+    from rs_pipeline.core.scoring.infer import spill_texts
+
+    write_images(tmp_path / "images.parquet", 10, row_group=3)
+    rows = interleaved_texts(10)
+    table = pa.Table.from_pylist(rows)
+    image_ids = pq.read_table(tmp_path / "images.parquet").column("sample_id").combine_chunks()
+    (tmp_path / "spill").mkdir()
+    spilled = spill_texts(lambda: table.to_batches(max_chunksize=5), image_ids,
+                          str(tmp_path / "spill"), window=window)  # fmt: skip
+    naive: dict[str, list[PairText]] = {}  # the reference: every text held in a dict
+    for r in rows:
+        naive.setdefault(r["sample_id"], []).append(PairText(r["caption_id"], r["text"]))
+    fs, path = LocalFileSystem(), str(tmp_path / "images.parquet")
+
+    def pairs(texts):
+        return [(ref, text) for ref, _, text, _ in PairStream(fs, path, texts)]
+
+    expected = pairs(naive)
+    assert pairs(spilled) == expected
+    assert spilled.total == len(expected) == sum(1 for r in rows if r["sample_id"] < "s010")

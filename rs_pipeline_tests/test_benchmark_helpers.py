@@ -1,0 +1,42 @@
+"""The pure parts of the benchmarks: A/B alternation, and the scale-out arithmetic."""
+
+from __future__ import annotations
+
+from benchmarks import scale_out, training
+
+
+def test_alternate_flips_the_order_every_repeat_and_keeps_cpu_seconds():
+    order: list[str] = []
+
+    def run(name):
+        return lambda: order.append(name) or 1.0
+
+    out = training.alternate({"a": run("a"), "b": run("b")}, repeats=3)
+    assert order == ["a", "b", "b", "a", "a", "b"]
+    assert out == {"a": [1.0] * 3, "b": [1.0] * 3}
+    assert len(training.CPU["a"]) == 3 and all(s >= 0 for s in training.CPU["a"])
+    wall, _ = training.ratios(out)
+    assert wall == 1.0
+
+
+def test_scale_out_names_the_lineage_writer_when_it_is_the_floor():
+    a = scale_out.Assumptions(pod_start_s=0.0)
+    hours, binds = scale_out.hours(per_gpu=1e6, gpus=32, lineage=1_000.0, a=a)
+    assert binds == "lineage writer"
+    assert hours == scale_out.PAIRS / 1_000.0 / 3600
+    hours, binds = scale_out.hours(per_gpu=10.0, gpus=1, lineage=1e9, a=a)
+    assert binds == "" and hours == scale_out.PAIRS / 10.0 / 3600
+
+
+def test_scale_out_rows_say_whether_decode_or_gpu_binds():
+    a = scale_out.Assumptions()
+    rows = scale_out.scenario("s", gpu_rate=100.0, decode=50.0, lineage=1e9, a=a)
+    assert len(rows) == len(scale_out.GPUS) and all(r.endswith("decode (CPU) |") for r in rows)
+    rows = scale_out.scenario("s", gpu_rate=50.0, decode=100.0, lineage=1e9, a=a)
+    assert all(r.endswith("GPU |") for r in rows)
+
+
+def test_a_core_prepares_pairs_decoding_each_image_once():
+    a = scale_out.Assumptions(captions_per_image=4)
+    rates = {"decode": 0.04, "clip": 0.01}
+    assert scale_out.pairs_per_s_per_core(rates, "clip", a) == 1.0 / (0.01 + 0.01)
