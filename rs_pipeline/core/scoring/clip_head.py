@@ -172,6 +172,11 @@ class ClipHeadScorer(nn.Module):
         for m in self._norms:
             m.training = self.training and any(p.requires_grad for p in m.parameters())
 
+    def norms_trainable(self) -> bool:
+        """Whether any BatchNorm has trainable weights now (a stage that trains the vision
+        tower); frozen norms run in eval mode, so their statistics cannot have moved."""
+        return any(p.requires_grad for m in self._norms for p in m.parameters())
+
     @torch.no_grad()
     def recalibrate_norms(self, images: Sequence[Image.Image], batch_size: int = 64) -> int:
         """Re-estimate BatchNorm statistics on `images` with the current weights; returns #norms."""

@@ -164,18 +164,47 @@ def _step_loss(model, batch: list[PairExample], device: str):
     return local * weight, distributed.all_sum(local.item() * len(mine) / len(batch))
 
 
-def _recalibrate(model, train: Sequence[PairExample], n: int = 256) -> None:
-    """Refresh BatchNorm running statistics (ResNet towers) before an evaluation.
+class _Norms:
+    """BatchNorm running statistics (ResNet towers), calibrated to the weights before each
+    evaluation.
 
     Running averages lag weights that change fast, so a briefly trained ResNet tower scores far
-    worse in eval mode than it is; recomputing them on training images removes that bias.
+    worse in eval mode than it is; recomputing them on training images removes that bias. Only
+    steps that train the norms' own tower can move them (frozen norms run in eval mode), and
+    every saved snapshot is calibrated, so a recalibration is needed only after such steps:
+    the head and text stages skip it, with identical results (it was 0.94 s of the score-model
+    trainer's 1.38 s CPU overhead over a bare loop, benchmarks/RESULTS.md).
     """
-    if hasattr(model, "recalibrate_norms"):
-        model.recalibrate_norms([p.image for p in train[:n]])
+
+    def __init__(self, model, train: Sequence[PairExample], calibrated: bool, n: int = 256):
+        self.model, self.images = model, [p.image for p in train[:n]]
+        self.calibrated = calibrated or not hasattr(model, "recalibrate_norms")
+
+    def stepped(self) -> None:
+        """After an optimizer step: stale if the step could move the norms' statistics."""
+        if self.calibrated and getattr(self.model, "norms_trainable", lambda: True)():
+            self.calibrated = False
+
+    def ready(self) -> None:
+        """Before an evaluation: recalibrate if stale."""
+        if not self.calibrated:
+            self.model.recalibrate_norms(self.images)
+            self.calibrated = True
 
 
 def _run_stage(
-    model, train, val, plan: TrainPlan, state: TrainState, ckpt: Path, device, log, *, key, bar
+    model,
+    train,
+    val,
+    plan: TrainPlan,
+    state: TrainState,
+    ckpt: Path,
+    device,
+    log,
+    *,
+    key,
+    bar,
+    norms: _Norms,
 ):
     """Train one stage from `state.step`; returns the number of steps taken."""
     sp = plan.stages[state.stage_index]
@@ -195,10 +224,11 @@ def _run_stage(
         distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
         opt.step()
+        norms.stepped()
         state.step, taken = state.step + 1, taken + 1
         bar.step()
         if state.step % plan.eval_every == 0 or state.step == sp.steps:
-            _recalibrate(model, train)
+            norms.ready()
             acc = evaluate(model, val, device)
             point = {"stage": sp.stage, "step": state.step, "loss": value}
             state.history.append(point | {"val_accuracy": acc, "lr": lr_at(state.step - 1, sp)})
@@ -248,11 +278,12 @@ def train_scorer(
     last = Snapshots(ckpt / "last", key)
     progress = last.progress()
     state, resumed = TrainState(**(progress or {})), progress is not None
+    norms = _Norms(model, train, calibrated=resumed)  # every snapshot is saved calibrated
     if resumed:
         last.restore_model(model)
         log(f"resuming at stage {state.stage_index} step {state.step}")
     else:  # the untrained scorer is a candidate too: a prior head may already be the best
-        _recalibrate(model, train)
+        norms.ready()
         acc = evaluate(model, val, device)
         state.history.append({"stage": "init", "step": 0, "loss": None, "val_accuracy": acc})
         _keep_best(model, acc, state, ckpt)
@@ -261,7 +292,9 @@ def train_scorer(
     steps, total = 0, sum(sp.steps for sp in plan.stages)
     bar = Progress(total - done, log, what="score model steps")  # at most; early stops end sooner
     while state.stage_index < len(plan.stages):
-        steps += _run_stage(model, train, val, plan, state, ckpt, device, log, key=key, bar=bar)
+        steps += _run_stage(
+            model, train, val, plan, state, ckpt, device, log, key=key, bar=bar, norms=norms
+        )
         if (ckpt / "best.safetensors").exists():
             _restore_best(model, ckpt)  # each stage starts from the best so far
         state.stage_index, state.step, state.evals_without_gain = state.stage_index + 1, 0, 0

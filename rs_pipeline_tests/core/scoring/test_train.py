@@ -93,3 +93,35 @@ def test_resume_after_a_crash_continues_from_the_last_checkpoint(tmp_path, data)
     assert resumed.resumed and resumed.steps_run == 2  # only the two steps after step 4
     assert [h["step"] for h in resumed.history] == [h["step"] for h in full.history]
     assert resumed.best_accuracy == pytest.approx(full.best_accuracy)
+
+
+def test_norms_are_recalibrated_only_after_steps_that_train_them_with_identical_results(
+    tmp_path, data, monkeypatch
+):
+    train, val = data
+    plan = TrainPlan(stages=(StagePlan("head", 1e-3, 6), StagePlan("vision", 1e-4, 4)),
+                     batch_size=8, eval_every=2, patience=10)  # fmt: skip
+    calls = []
+    real = ClipHeadScorer.recalibrate_norms
+
+    def counted(self, images, batch_size=64):
+        calls.append(self.norms_trainable())
+        return real(self, images, batch_size)
+
+    monkeypatch.setattr(ClipHeadScorer, "recalibrate_norms", counted)
+    skipping = ClipHeadScorer(seed=0)
+    result = train_scorer(skipping, train, val, plan, tmp_path / "a", log=lambda _: None)
+    # before training (nothing frozen yet), never in the head stage (its 3 evaluations see
+    # the init statistics unchanged), then at each of the vision stage's 2 evaluations
+    assert calls == [True, True, True]
+    monkeypatch.setattr(ClipHeadScorer, "norms_trainable", lambda self: True)
+    always = ClipHeadScorer(seed=0)
+    reference = train_scorer(always, train, val, plan, tmp_path / "b", log=lambda _: None)
+    assert len(calls) == 3 + 1 + 3 + 2  # the reference recalibrates before every evaluation
+    assert [h["val_accuracy"] for h in result.history] == [
+        h["val_accuracy"] for h in reference.history
+    ]
+    for (name, a), b in zip(
+        skipping.state_dict().items(), always.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
