@@ -43,7 +43,7 @@ class LaunchResult:
         """A short human summary for the terminal."""
         lines = [f"batch {self.batch}: {'succeeded' if self.success else 'FAILED'}"]
         for asset, md in self.metadata.items():
-            shown = {k: v for k, v in md.items() if not isinstance(v, dict | list)}
+            shown = {k: v for k, v in md.items() if _terminal_sized(v)}
             lines.append(f"  {asset}: {shown}")
         lines += [
             f"artifacts:  {self.artifact_root}",
@@ -52,6 +52,14 @@ class LaunchResult:
             "UI:         make dev  (then open http://127.0.0.1:3000)",
         ]
         return "\n".join(lines)
+
+
+def _terminal_sized(value) -> bool:
+    """Whether a metadata value reads on one terminal line: numbers, flags and short text, not
+    the previews (Markdown tables, embedded PNGs, record lists) that the UI renders."""
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    return isinstance(value, str) and len(value) <= 120 and "\n" not in value
 
 
 def _dimensions(parts: dg.PartitionsDefinition | None) -> list[str]:

@@ -95,3 +95,20 @@ def test_a_failing_fine_tune_finishes_the_fine_tunes_but_writes_no_report(record
     cfg, run = recorded
     result, calls, _ = run(fail=lambda names, key: names == ("clip_checkpoints",))
     assert not result.success and calls == expected_calls(cfg)[:-1]
+
+
+def test_the_terminal_summary_shows_figures_not_previews():
+    from rs_pipeline.launch import LaunchResult
+
+    png = "![score histogram](data:image/png;base64," + "A" * 4000 + ")"
+    table = "| pairs | images |\n|---|---|\n| 10 | 2 |"
+    result = LaunchResult(
+        success=True,
+        batch="b1",
+        artifact_root="/a",
+        lineage_db="/l.db",
+        metadata={"pair_scores": {"pairs": 10, "scorer_version": "v1", "hist": png, "t": table}},
+    )
+    text = result.describe()
+    assert "'pairs': 10" in text and "'scorer_version': 'v1'" in text
+    assert "base64" not in text and "|---|" not in text

@@ -106,8 +106,8 @@ def test_two_processes_train_the_weights_of_one(trainer, single, tmp_path):
         assert any("score model steps 6/6" in line for line in lines)
 
 
-def test_a_run_stopped_at_two_processes_resumes_at_one(single, tmp_path):
-    trainer = "clip"  # SFT and the score model resume through the same Snapshots
+@pytest.mark.parametrize("trainer", ["clip", "sft"])  # the score model: same Snapshots
+def test_a_run_stopped_at_two_processes_resumes_at_one(trainer, single, tmp_path):
     meta, _ = _launch(_spec(trainer, tmp_path, snapshot_every=2, stop_at=2))
     assert "stopped after the snapshot of step 2" in meta["stopped"].value
     assert not (tmp_path / WEIGHTS).exists()
