@@ -63,40 +63,61 @@ def score_model_outcome(rep, min_val_accuracy: float) -> Outcome:
     return Outcome(metadata, rep.weights_sha256[:16], (check,))
 
 
-def _seed_runs(rep) -> dict[str, Meta]:
+def _seeds(rep, figure: str = "final_loss") -> dict[str, Meta]:
+    """Per-seed entries every checkpoint asset shows: which seeds, which reused, `figure`."""
     return {
         "seeds": Meta([r.seed for r in rep.runs]),
         "reused_seeds": Meta([r.seed for r in rep.runs if r.reused]),
-        "final_loss": Meta({str(r.seed): r.final_loss for r in rep.runs}, "json"),
-        "manifest_digest": Meta(rep.digest),
+        figure: Meta({str(r.seed): getattr(r, figure) for r in rep.runs}, "json"),
         "checkpoints": Meta([r.url for r in rep.runs], "json"),
     }
 
 
+def _mean(results, metric: str) -> float | None:
+    """Mean of `metric` over a report's result rows (seeds x benchmarks); None without any."""
+    values = [r.value for r in results if r.metric == metric]
+    return sum(values) / len(values) if values else None
+
+
 def clip_checkpoints_outcome(rep) -> Outcome:
     """clip_checkpoints' materialization from its CheckpointsReport."""
-    top1 = [r.value for r in rep.results if r.metric == "top1"]
     metadata = {
         "train_pairs": Meta(rep.train_pairs),
         "train_images": Meta(rep.train_images),
         "steps": Meta(rep.steps),
-        "mean_top1": Meta(sum(top1) / len(top1) if top1 else None),
+        "mean_top1": Meta(_mean(rep.results, "top1")),
         "excluded_eval_images": Meta(rep.excluded, "json"),
-    } | _seed_runs(rep)
+        "manifest_digest": Meta(rep.digest),
+    } | _seeds(rep)
     return Outcome(metadata, rep.digest[:16])
 
 
 def vlm_checkpoints_outcome(rep) -> Outcome:
     """vlm_checkpoints' materialization from its VLMCheckpointsReport."""
-    vqa_all = [r.value for r in rep.results if r.metric == "vqa_all"]
     metadata = {
         "train_examples": Meta(rep.train_examples),
         "train_images": Meta(rep.train_images),
         "steps": Meta(rep.steps),
         "adapter": Meta(rep.adapter),
-        "mean_vqa_all": Meta(sum(vqa_all) / len(vqa_all) if vqa_all else None),
+        "mean_vqa_all": Meta(_mean(rep.results, "vqa_all")),
         "sharegpt": Meta(rep.sft_url, "path"),
-    } | _seed_runs(rep)
+        "manifest_digest": Meta(rep.digest),
+    } | _seeds(rep)
+    return Outcome(metadata, rep.digest[:16])
+
+
+def vlm_rl_checkpoints_outcome(rep) -> Outcome:
+    """vlm_rl_checkpoints' materialization from its RL report (GRPO runs per seed)."""
+    metadata = {
+        "results_as": Meta(rep.name),
+        "prompts": Meta(rep.prompts),
+        "prompt_images": Meta(rep.images),
+        "steps": Meta(rep.steps),
+        "scorer_version": Meta(rep.scorer_version),
+        "scorer_url": Meta(rep.scorer_url or "in-process"),
+        "mean_vqa_all": Meta(_mean(rep.results, "vqa_all")),
+        "sft_checkpoints": Meta([r.sft_url for r in rep.runs], "json"),
+    } | _seeds(rep, "final_reward")
     return Outcome(metadata, rep.digest[:16])
 
 

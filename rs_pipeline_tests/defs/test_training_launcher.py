@@ -90,3 +90,24 @@ def test_outcomes_become_the_same_materialization_in_process():
     assert result.data_version.value == "abc"
     (check,) = result.check_results
     assert check.passed and check.severity.value == "WARN"
+
+
+def test_rl_checkpoints_metadata_names_scorer_seeds_and_rewards():
+    from types import SimpleNamespace as Row
+
+    from rs_pipeline.defs.training import outcome_result
+    from rs_pipeline.jobs.metadata import vlm_rl_checkpoints_outcome
+
+    runs = [
+        Row(seed=0, reused=False, final_reward=0.1, url="rl/0", sft_url="sft/0"),
+        Row(seed=1, reused=True, final_reward=0.3, url="rl/1", sft_url="sft/1"),
+    ]
+    rep = Row(name="v@60+rl", prompts=4, images=3, steps=2, scorer_version="v", scorer_url=None,
+              results=[Row(metric="vqa_all", value=0.5), Row(metric="vqa_all", value=0.7)],
+              runs=runs, digest="0123456789abcdef-rest")  # fmt: skip
+    result = outcome_result(vlm_rl_checkpoints_outcome(rep))
+    md = result.metadata
+    assert md["scorer_url"] == "in-process" and md["reused_seeds"] == [1]
+    assert md["final_reward"].value == {"0": 0.1, "1": 0.3}
+    assert md["mean_vqa_all"] == pytest.approx(0.6)
+    assert result.data_version.value == "0123456789abcdef"

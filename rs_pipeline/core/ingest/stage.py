@@ -19,7 +19,7 @@ from itertools import chain
 from rs_pipeline.core.artifacts import ArtifactStore, TableWriter
 from rs_pipeline.core.config import PipelineConfig
 from rs_pipeline.core.ingest.batch import IngestCounts, IngestResult, ingest_items
-from rs_pipeline.core.layout import IMAGES_ASSET, SAMPLES_FILE, images_dir
+from rs_pipeline.core.layout import IMAGES_ASSET, IMAGES_FILE, SAMPLES_FILE, images_dir
 from rs_pipeline.core.lineage import LineageStore
 from rs_pipeline.core.records import IMAGE_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, to_table
 from rs_pipeline.core.sources.registry import build_source
@@ -50,7 +50,7 @@ def _manifest_hash(samples, quarantine) -> str:
 
 
 MARKER = SAMPLES_FILE  # published last; its presence means the partition is complete
-_BESIDE_MARKER = ("images.parquet", "quarantine.parquet")
+_BESIDE_MARKER = (IMAGES_FILE, "quarantine.parquet")
 
 
 class _Staging:
@@ -87,7 +87,7 @@ def _ingest_to(cfg: PipelineConfig, batch: str, store: ArtifactStore, folder: st
     """Ingest into `folder` (the staging folder); returns the result and its two tables."""
     sources = [build_source(s) for s in cfg.sources]
     items = chain.from_iterable(src.iter_items(batch) for src in sources)
-    images = TableWriter(store, IMAGE_SCHEMA, folder, "images.parquet")
+    images = TableWriter(store, IMAGE_SCHEMA, folder, IMAGES_FILE)
 
     def keep_image(sample_id: str, fmt: str, data: bytes) -> None:
         images.write({"sample_id": sample_id, "format": fmt, "data": data})
@@ -144,7 +144,7 @@ def run_ingest(
         counts=result.counts,
         samples_url=store.url(folder, MARKER),
         quarantine_url=store.url(folder, "quarantine.parquet"),
-        images_url=store.url(folder, "images.parquet"),
+        images_url=store.url(folder, IMAGES_FILE),
         data_version=_manifest_hash(result.samples, result.quarantine),
         ids_unique=len(ids) == len(set(ids)),
         preview=preview,

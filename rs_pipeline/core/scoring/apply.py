@@ -78,9 +78,10 @@ def text_batches(store: ArtifactStore, batch: str) -> Callable[[], Iterator[pa.R
     return batches
 
 
-def batch_texts(store: ArtifactStore, batch: str, folder: str) -> SpilledTexts:
-    """`batch`'s ok candidates spilled under the local `folder`, in image order."""
-    with store.fs.open(images_path(store, batch), "rb") as fh:
+def batch_texts(store: ArtifactStore, batch: str, images: str, folder: str) -> SpilledTexts:
+    """`batch`'s ok candidates spilled under the local `folder`, in the order of the images
+    table at `images` (its images_path)."""
+    with store.fs.open(images, "rb") as fh:
         image_ids = pq.read_table(fh, columns=["sample_id"]).column("sample_id")
     return spill_texts(text_batches(store, batch), image_ids.combine_chunks(), folder)
 
@@ -130,10 +131,11 @@ def _write_scores(
     batch: str,
     store: ArtifactStore,
     texts: SpilledTexts,
+    images_at: str,
     log: Callable[[str], None] | None,
 ) -> tuple[int, float, int, str]:
     """Score every pair into scores.parquet; returns (pairs, score sum, images, url)."""
-    stream = PairStream(store.fs, images_path(store, batch), texts)
+    stream = PairStream(store.fs, images_at, texts)
     writer = TableWriter(store, SCORE_SCHEMA, scores_dir(version, batch), SCORES_FILE, chunk=8192)
     n, total, images = 0, 0.0, set()
     progress = Progress(texts.total, log, what=f"{version} on {batch}: pairs")
@@ -171,8 +173,11 @@ def run_pair_scores(
     # The oracle reads this batch's recorded true quality from the store, not weights.
     scorer = stored_scorer(store, version, batches=[batch])
     with _scratch(cfg) as tmp:
-        texts = batch_texts(store, batch, tmp)
-        n, total, images, url = _write_scores(cfg, scorer, version, batch, store, texts, log)
+        images_at = images_path(store, batch)  # checks the ingest partition once
+        texts = batch_texts(store, batch, images_at, tmp)
+        n, total, images, url = _write_scores(
+            cfg, scorer, version, batch, store, texts, images_at, log
+        )
         local = store.path(scores_dir(version, batch), SCORES_FILE)
         if not store.is_local:  # DuckDB reads the rows from a local copy
             store.fs.get(local, f"{tmp}/{SCORES_FILE}")

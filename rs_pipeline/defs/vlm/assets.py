@@ -16,7 +16,7 @@ from rs_pipeline.defs.resources import (
     ScorerServiceResource,
 )
 from rs_pipeline.defs.training import TrainingLauncher, outcome_result, stage_job
-from rs_pipeline.jobs.metadata import vlm_checkpoints_outcome
+from rs_pipeline.jobs.metadata import vlm_checkpoints_outcome, vlm_rl_checkpoints_outcome
 
 
 @dg.asset(
@@ -138,22 +138,7 @@ def vlm_rl_checkpoints(
         run_id=context.run_id,
         log=context.log.info,
     )
-    vqa_all = [r.value for r in rep.results if r.metric == "vqa_all"]
-    return dg.MaterializeResult(
-        metadata={
-            "results_as": rep.name,
-            "prompts": rep.prompts,
-            "prompt_images": rep.images,
-            "steps": rep.steps,
-            "scorer_version": rep.scorer_version,
-            "scorer_url": rep.scorer_url or "in-process",
-            "seeds": [r.seed for r in rep.runs],
-            "reused_seeds": [r.seed for r in rep.runs if r.reused],
-            "final_reward": dg.MetadataValue.json({r.seed: r.final_reward for r in rep.runs}),
-            "mean_vqa_all": sum(vqa_all) / len(vqa_all) if vqa_all else None,
-            "sft_checkpoints": dg.MetadataValue.json([r.sft_url for r in rep.runs]),
-            "checkpoints": dg.MetadataValue.json([r.url for r in rep.runs]),
-        }
-        | checkpoint_previews(rep.runs, rep.results, train_metric="final_reward"),
-        data_version=dg.DataVersion(rep.digest[:16]),
+    return outcome_result(
+        vlm_rl_checkpoints_outcome(rep),
+        previews=checkpoint_previews(rep.runs, rep.results, train_metric="final_reward"),
     )
