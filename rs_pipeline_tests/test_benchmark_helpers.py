@@ -1,8 +1,10 @@
-"""The pure parts of the benchmarks: A/B alternation, and the scale-out arithmetic."""
+"""The pure parts of the benchmarks: A/B alternation, the line fit, the scale-out arithmetic."""
 
 from __future__ import annotations
 
-from benchmarks import scale_out, training
+import pytest
+
+from benchmarks import nightly, scale_out, training
 
 
 def test_alternate_flips_the_order_every_repeat_and_keeps_cpu_seconds():
@@ -40,3 +42,10 @@ def test_a_core_prepares_pairs_decoding_each_image_once():
     a = scale_out.Assumptions(captions_per_image=4)
     rates = {"decode": 0.04, "clip": 0.01}
     assert scale_out.pairs_per_s_per_core(rates, "clip", a) == 1.0 / (0.01 + 0.01)
+
+
+def test_linear_fit_recovers_a_line_and_scores_scatter_below_one():
+    a, b, r2 = nightly.linear_fit([3, 5, 9, 17], [7.0 + 0.5 * x for x in (3, 5, 9, 17)])
+    assert (a, b, r2) == (pytest.approx(7.0), pytest.approx(0.5), pytest.approx(1.0))
+    _, _, r2 = nightly.linear_fit([1, 2, 3, 4], [1.0, 3.0, 1.0, 3.0])
+    assert r2 < 0.5

@@ -172,7 +172,10 @@ class TableWriter:
         if self._tmp is not None:
             drop_orphans(store.fs, self._path)
         self._fh = store.fs.open(self._tmp or self._path, "wb")
-        self._writer = pq.ParquetWriter(self._fh, schema)
+        # Binary columns hold encoded images: a dictionary over them never pays, and trying
+        # one hashes every blob (a third of the cost of writing an ingest batch's images).
+        dictionary = [f.name for f in schema if not pa.types.is_binary(f.type)]
+        self._writer = pq.ParquetWriter(self._fh, schema, use_dictionary=dictionary)
         self._rows: list[dict] = []
         self.num_rows = 0
 

@@ -13,7 +13,7 @@ from rs_pipeline.core.config import config_from_dict
 from rs_pipeline.core.ingest.stage import run_ingest
 from rs_pipeline.core.layout import IMAGES_ASSET, batches_under
 from rs_pipeline.core.lineage import LineageStore
-from rs_pipeline.core.sources.files import escape_name, open_fs
+from rs_pipeline.core.sources.files import escape_name, list_files, open_fs
 from rs_pipeline.core.sources.imagefolder import ImageFolderSource
 from rs_pipeline.core.sources.manifest import ManifestSource
 from rs_pipeline_tests.factories import encode, noise_rgb
@@ -185,6 +185,39 @@ def test_imagefolder_quarantines_a_symlink_to_an_image_outside_its_root(tmp_path
     assert items["escape.jpg"].problem[0] == "path_outside_root"
     assert items["escape.jpg"].data is None
     assert items["alias.jpg"].problem is None  # a link that stays inside is a plain input
+
+
+def test_a_linked_class_folder_is_quarantined_as_an_entry_not_walked_into(tmp_path):
+    good_folder(tmp_path / "in")
+    good_folder(tmp_path / "outside")
+    (tmp_path / "in" / "meadow").symlink_to(tmp_path / "outside" / "forest")
+    report = ingest(tmp_path, tmp_path / "in")[0]()
+    assert report.counts.reconciles and report.counts.unique == 2
+    assert report.counts.by_reason == {"not_in_layout": 1}
+
+
+def test_the_local_listing_names_the_same_entries_as_fsspecs_walk(tmp_path):
+    """`list_files` walks local roots with os.scandir; its entries must stay fsspec's."""
+    good_folder(tmp_path / "in")
+    (tmp_path / "in" / "forest" / "deep").mkdir()
+    (tmp_path / "in" / "forest" / "deep" / "c.jpg").write_bytes(b"x")
+    (tmp_path / "in" / "forest" / ".hidden.jpg").write_bytes(b"x")
+    (tmp_path / "in" / "forest" / "link.jpg").symlink_to(tmp_path / "in" / "forest" / "a.jpg")
+    (tmp_path / "in" / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (tmp_path / "in" / "lake").symlink_to(tmp_path / "in" / "forest")
+    os.mkfifo(tmp_path / "in" / "forest" / "fifo.jpg")
+    fs, root = open_fs(str(tmp_path / "in"))
+    listed = list_files(fs, root)
+    assert [path for path, _ in listed] == sorted(fs.find(root))
+    plain = {path.rsplit("/", 1)[1] for path, is_plain in listed if is_plain}
+    assert plain == {"a.jpg", "b.png", "c.jpg", ".hidden.jpg"}  # no link, FIFO or dangling
+
+
+def test_a_root_reached_through_a_symlink_still_admits_its_files(tmp_path):
+    good_folder(tmp_path / "real")
+    (tmp_path / "via").symlink_to(tmp_path / "real")
+    report = ingest(tmp_path, tmp_path / "via")[0]()
+    assert report.counts.unique == 2 and report.counts.quarantined == 0
 
 
 def test_manifest_quarantines_a_path_that_is_a_symlink_to_etc_passwd(tmp_path):

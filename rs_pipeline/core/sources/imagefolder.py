@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ from rs_pipeline.core.sources.base import RawItem
 from rs_pipeline.core.sources.files import (
     RootGuard,
     escape_name,
+    list_files,
     open_fs,
     read_bytes,
     url_prefix,
@@ -52,8 +52,10 @@ class ImageFolderSource:
                 "set sources[].path to a folder of <class>/<image> files"
             )
         prefix, guard = url_prefix(fs), RootGuard(fs, root)
-        for path in sorted(fs.find(root)):
-            parts = posixpath.relpath(path, root).split("/")
+        under = root.rstrip("/") + "/"
+        for path, plain in list_files(fs, root):
+            # listed paths start with `root` as given: a slice, not relpath's normalising
+            parts = path.removeprefix(under).split("/")
             if parts == [COMPLETION_MARKER]:
                 continue  # the landing drop's completion marker, not an input
 
@@ -63,11 +65,11 @@ class ImageFolderSource:
             elif not path.lower().endswith(self.extensions):
                 detail = f"extension not in {list(self.extensions)}"
                 data, problem = None, (QuarantineReason.UNLISTED_EXTENSION, detail)
-            elif not guard.admits(path):
+            elif not guard.admits(path, plain=plain):
                 detail = f"symlink resolves outside {escape_name(root)}"
                 data, problem = None, (QuarantineReason.PATH_OUTSIDE_ROOT, detail)
             else:
-                data, problem = read_bytes(fs, path)
+                data, problem = read_bytes(fs, path, regular=plain)
             yield RawItem(
                 uri=escape_name(f"{prefix}{path}"),
                 source=self.name,
