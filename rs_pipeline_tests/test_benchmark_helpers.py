@@ -49,3 +49,11 @@ def test_linear_fit_recovers_a_line_and_scores_scatter_below_one():
     assert (a, b, r2) == (pytest.approx(7.0), pytest.approx(0.5), pytest.approx(1.0))
     _, _, r2 = nightly.linear_fit([1, 2, 3, 4], [1.0, 3.0, 1.0, 3.0])
     assert r2 < 0.5
+
+
+def test_a_measured_section_keeps_its_set_up_out_of_the_cpu_seconds():
+    from benchmarks.timing import CPU, Timing, alternate
+
+    out = alternate({"a": lambda: Timing(wall=2.0, cpu=0.5), "b": lambda: 1.0}, repeats=2)
+    assert out["a"] == [2.0, 2.0] and CPU["a"] == [0.5, 0.5]
+    assert out["b"] == [1.0, 1.0] and all(s >= 0 for s in CPU["b"])

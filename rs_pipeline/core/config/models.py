@@ -59,6 +59,9 @@ class ScorerSpec(Section):
     grad_clip: float = Field(1.0, gt=0)
     eval_every: int = Field(25, ge=1)
     patience: int = Field(4, ge=1)
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="steps between resumable snapshots; unset: every eval_every"
+    )
     seed: int = 0
 
 

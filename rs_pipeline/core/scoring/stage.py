@@ -67,6 +67,7 @@ def _train_plan(spec: ScorerSpec) -> TrainPlan:
         grad_clip=spec.grad_clip,
         eval_every=spec.eval_every,
         patience=spec.patience,
+        checkpoint_every=spec.checkpoint_every,
         seed=spec.seed,
     )
 

@@ -3,8 +3,9 @@
 Stage 1 trains the head only; stage 2 the vision tower + head; stage 3 the language/text tower
 + head. Each stage has its own learning rate with linear warmup and cosine decay, gradients are
 clipped, CUDA runs under bf16 autocast, the held-out pairwise accuracy decides early stopping
-(the best weights are kept), and a checkpoint after every evaluation lets a crashed run resume
-where it stopped.
+(the best weights are kept in memory and restored at each stage's end), and a resumable
+snapshot every `checkpoint_every` steps (with the best weights beside it) lets a crashed run
+resume where that snapshot stopped and end exactly as an uninterrupted run would.
 
 Under `torchrun` each rank scores its slice of the global batch and weights its loss by its
 share of the pairs, so the averaged gradient is the global batch's; every rank evaluates the
@@ -13,6 +14,7 @@ same held-out pairs (same weights, same decision to stop) and rank 0 alone write
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -60,6 +62,7 @@ class TrainPlan:
     eval_every: int = 25
     patience: int = 4
     seed: int = 0
+    checkpoint_every: int | None = None  # steps between resumable snapshots; None: eval_every
 
 
 @dataclass
@@ -71,6 +74,7 @@ class TrainState:
     best_accuracy: float = -1.0
     evals_without_gain: int = 0
     history: list[dict] = field(default_factory=list)
+    best_file: str = "best.safetensors"  # the best weights' file beside this snapshot
 
 
 def lr_at(step: int, plan: StagePlan) -> float:
@@ -132,21 +136,63 @@ def _set_stage(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]
     return params
 
 
-def _restore_best(model, ckpt: Path) -> None:
-    from safetensors.torch import load_model
+class _Best:
+    """The best weights so far, a CPU copy in memory: each stage starts from them and the run
+    ends on them. They reach disk only beside a snapshot (a resumed run needs the best of its
+    own past), once per improvement, in a file the snapshot names: an older snapshot's file is
+    removed only after a newer snapshot is saved, so a crash between the two leaves both whole.
+    """
 
-    load_model(model, str(ckpt / "best.safetensors"))
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.weights, self.tag, self.on_disk = folder, None, 0, True
+
+    def keep(self, model: torch.nn.Module, tag: int) -> None:
+        """Copy `model`'s state (weights and BatchNorm statistics); `tag` names its file."""
+        state = model.state_dict()
+        self.weights = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+        self.tag, self.on_disk = tag, False
+
+    def restore(self, model: torch.nn.Module) -> None:
+        if self.weights is not None:
+            model.load_state_dict(self.weights)
+
+    def load(self, name: str) -> None:
+        """On resume: the best weights of the snapshot's run, from the file it names."""
+        from safetensors.torch import load_file
+
+        path = self.folder / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the training snapshot names best weights {path} that are missing: delete "
+                f"{self.folder / 'last'} to train afresh"
+            )
+        self.weights, self.on_disk = load_file(str(path)), True
+
+    def write(self, state: TrainState) -> None:
+        """Before a snapshot: put the best weights on disk if they changed (rank 0 writes)."""
+        if self.on_disk or self.weights is None:
+            return
+        state.best_file, self.on_disk = f"best-{self.tag}.safetensors", True
+        if distributed.world().is_main:
+            from safetensors.torch import save_file
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f"{state.best_file}.tmp"
+            save_file(self.weights, str(tmp))
+            os.replace(tmp, self.folder / state.best_file)
+
+    def prune(self, state: TrainState) -> None:
+        """After a snapshot: remove best-weights files no snapshot names any more (rank 0)."""
+        if distributed.world().is_main:
+            for path in self.folder.glob("best*.safetensors"):
+                if path.name != state.best_file:
+                    path.unlink(missing_ok=True)
 
 
-def _keep_best(model, acc: float, state: TrainState, ckpt: Path) -> None:
-    from safetensors.torch import save_model
-
+def _keep_best(model, acc: float, state: TrainState, best: _Best) -> None:
     if acc > state.best_accuracy:
         state.best_accuracy, state.evals_without_gain = acc, 0
-        if distributed.world().is_main:
-            ckpt.mkdir(parents=True, exist_ok=True)
-            save_model(model, str(ckpt / "best.safetensors"))
-        distributed.barrier()  # the others may read it next (each stage starts from the best)
+        best.keep(model, tag=len(state.history) - 1)  # the history point of this evaluation
     else:
         state.evals_without_gain += 1
 
@@ -164,20 +210,35 @@ def _step_loss(model, batch: list[PairExample], device: str):
     return local * weight, distributed.all_sum(local.item() * len(mine) / len(batch))
 
 
+def _distinct_images(train: Sequence[PairExample], n: int) -> list[Image.Image]:
+    """The first `n` distinct images of the pairs, in order (an image has a pair per caption)."""
+    seen: dict[int, Image.Image] = {}
+    for p in train:
+        seen.setdefault(id(p.image), p.image)
+        if len(seen) == n:
+            break
+    return list(seen.values())
+
+
 class _Norms:
     """BatchNorm running statistics (ResNet towers), calibrated to the weights before each
     evaluation.
 
     Running averages lag weights that change fast, so a briefly trained ResNet tower scores far
     worse in eval mode than it is; recomputing them on training images removes that bias. Only
-    steps that train the norms' own tower can move them (frozen norms run in eval mode), and
-    every saved snapshot is calibrated, so a recalibration is needed only after such steps:
-    the head and text stages skip it, with identical results (it was 0.94 s of the score-model
-    trainer's 1.38 s CPU overhead over a bare loop, benchmarks/RESULTS.md).
+    steps that train the norms' own tower can move them (frozen norms run in eval mode), so a
+    recalibration is needed only after such steps: the head and text stages skip it, with
+    identical results. A snapshot is calibrated, or is followed by such a step (one taken
+    mid-way through the vision stage), so a resumed run starts calibrated.
+
+    The statistics are estimated on up to `n` distinct training images. An image has one pair
+    per caption: the images of the first `n` pairs ran each image 5-9 times in the demo, which
+    weighted images by their caption count and cost that many forward passes without covering
+    a single image more.
     """
 
     def __init__(self, model, train: Sequence[PairExample], calibrated: bool, n: int = 256):
-        self.model, self.images = model, [p.image for p in train[:n]]
+        self.model, self.images = model, _distinct_images(train, n)
         self.calibrated = calibrated or not hasattr(model, "recalibrate_norms")
 
     def stepped(self) -> None:
@@ -192,53 +253,78 @@ class _Norms:
             self.calibrated = True
 
 
-def _run_stage(
-    model,
-    train,
-    val,
-    plan: TrainPlan,
-    state: TrainState,
-    ckpt: Path,
-    device,
-    log,
-    *,
-    key,
-    bar,
-    norms: _Norms,
-):
+@dataclass
+class _Run:
+    """What every stage shares: the data, the plan, where it is saved, and what it keeps."""
+
+    model: torch.nn.Module
+    train: Sequence[PairExample]
+    val: Sequence[PairExample]
+    plan: TrainPlan
+    last: Snapshots
+    best: _Best
+    norms: _Norms
+    device: str
+    log: Callable[[str], None]
+
+    def evaluate(self, state: TrainState, point: dict, extra: dict | None = None) -> float:
+        """Held-out accuracy of the current weights, recorded; the best weights are kept."""
+        self.norms.ready()
+        acc = evaluate(self.model, self.val, self.device)
+        state.history.append(point | {"val_accuracy": acc} | (extra or {}))
+        _keep_best(self.model, acc, state, self.best)
+        return acc
+
+    def snapshot(self, state: TrainState, opt: torch.optim.Optimizer) -> None:
+        """The best weights (if they changed), then the resumable state that names them."""
+        self.best.write(state)
+        self.last.save(model=self.model, optimizer=opt, progress=asdict(state))  # rank 0 writes
+        self.best.prune(state)
+
+
+def _snapshot_due(plan: TrainPlan, state: TrainState) -> bool:
+    """Every `checkpoint_every` steps of the whole plan (stage lengths as planned, so early
+    stopping and resuming never shift the cadence)."""
+    every = plan.checkpoint_every or plan.eval_every
+    at = sum(sp.steps for sp in plan.stages[: state.stage_index]) + state.step
+    return at % every == 0
+
+
+def _run_stage(run: _Run, state: TrainState, bar) -> int:
     """Train one stage from `state.step`; returns the number of steps taken."""
+    model, plan = run.model, run.plan
     sp = plan.stages[state.stage_index]
     params = _set_stage(model, sp.stage)
     opt = torch.optim.AdamW(params, lr=sp.lr, weight_decay=plan.weight_decay)
-    last = Snapshots(ckpt / "last", key)
-    if state.step and last.progress() is not None:  # mid-stage: the stage's own moments
-        last.restore_optimizer(opt)
+    if state.step and run.last.progress() is not None:  # mid-stage: the stage's own moments
+        run.last.restore_optimizer(opt)
     taken = 0
-    while state.step < sp.steps:
+    # A snapshot taken at an early stop resumes stopped: the stage does not train on.
+    while state.step < sp.steps and state.evals_without_gain < plan.patience:
         for group in opt.param_groups:
             group["lr"] = lr_at(state.step, sp)
-        batch = [train[i] for i in _batch_order(len(train), state.stage_index, state.step, plan)]
-        loss, value = _step_loss(model, batch, device)
+        order = _batch_order(len(run.train), state.stage_index, state.step, plan)
+        batch = [run.train[i] for i in order]
+        loss, value = _step_loss(model, batch, run.device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(params)
         torch.nn.utils.clip_grad_norm_(params, plan.grad_clip)
         opt.step()
-        norms.stepped()
+        run.norms.stepped()
         state.step, taken = state.step + 1, taken + 1
         bar.step()
-        if state.step % plan.eval_every == 0 or state.step == sp.steps:
-            norms.ready()
-            acc = evaluate(model, val, device)
+        evaluated = state.step % plan.eval_every == 0 or state.step == sp.steps
+        if evaluated:
             point = {"stage": sp.stage, "step": state.step, "loss": value}
-            state.history.append(point | {"val_accuracy": acc, "lr": lr_at(state.step - 1, sp)})
-            _keep_best(model, acc, state, ckpt)
-            last.save(model=model, optimizer=opt, progress=asdict(state))  # rank 0 writes
-            log(f"stage {sp.stage} step {state.step}/{sp.steps} loss {value:.4f} "
-                f"val_acc {acc:.4f}")  # fmt: skip
+            acc = run.evaluate(state, point, {"lr": lr_at(state.step - 1, sp)})
+        if _snapshot_due(plan, state):
+            run.snapshot(state, opt)
+        if evaluated:
+            run.log(f"stage {sp.stage} step {state.step}/{sp.steps} loss {value:.4f} "
+                    f"val_acc {acc:.4f}")  # fmt: skip
             if state.evals_without_gain >= plan.patience:
-                log(f"stage {sp.stage}: early stop, no gain in {plan.patience} evaluations")
-                break
+                run.log(f"stage {sp.stage}: early stop, no gain in {plan.patience} evaluations")
     return taken
 
 
@@ -278,25 +364,21 @@ def train_scorer(
     last = Snapshots(ckpt / "last", key)
     progress = last.progress()
     state, resumed = TrainState(**(progress or {})), progress is not None
-    norms = _Norms(model, train, calibrated=resumed)  # every snapshot is saved calibrated
+    norms = _Norms(model, train, calibrated=resumed)  # a snapshot resumes calibrated
+    run = _Run(model, train, val, plan, last, _Best(ckpt), norms, device, log)
     if resumed:
         last.restore_model(model)
+        run.best.load(state.best_file)
         log(f"resuming at stage {state.stage_index} step {state.step}")
     else:  # the untrained scorer is a candidate too: a prior head may already be the best
-        norms.ready()
-        acc = evaluate(model, val, device)
-        state.history.append({"stage": "init", "step": 0, "loss": None, "val_accuracy": acc})
-        _keep_best(model, acc, state, ckpt)
+        acc = run.evaluate(state, {"stage": "init", "step": 0, "loss": None})
         log(f"before training: val_acc {acc:.4f}")
     done = sum(sp.steps for sp in plan.stages[: state.stage_index]) + state.step
     steps, total = 0, sum(sp.steps for sp in plan.stages)
     bar = Progress(total - done, log, what="score model steps")  # at most; early stops end sooner
     while state.stage_index < len(plan.stages):
-        steps += _run_stage(
-            model, train, val, plan, state, ckpt, device, log, key=key, bar=bar, norms=norms
-        )
-        if (ckpt / "best.safetensors").exists():
-            _restore_best(model, ckpt)  # each stage starts from the best so far
+        steps += _run_stage(run, state, bar)
+        run.best.restore(model)  # each stage starts from the best so far; the run ends on it
         state.stage_index, state.step, state.evals_without_gain = state.stage_index + 1, 0, 0
     model.eval()
     return TrainResult(state.best_accuracy, steps, resumed, state.history)

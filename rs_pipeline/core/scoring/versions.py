@@ -92,13 +92,17 @@ def cached_weights_digest(folder: str | Path) -> str:
     return digest
 
 
+# Spec fields that say how a run is operated, not what it trains: changing one keeps the version.
+_NOT_RECIPE = {"checkpoint_every"}
+
+
 def scorer_version(spec: ScorerSpec) -> str:
     """`<name>-<6 hex>` from the spec and, for a registered checkpoint, the sha256 of its weights.
 
     I/O: a registered checkpoint's weights are hashed (`cached_weights_digest`: every byte is
     read once per process, then reused while each file's path, size and mtime are unchanged).
     """
-    payload = spec.model_dump(mode="json")
+    payload = spec.model_dump(mode="json", exclude=_NOT_RECIPE)
     if spec.checkpoint:
         payload["checkpoint_weights"] = cached_weights_digest(spec.checkpoint)
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

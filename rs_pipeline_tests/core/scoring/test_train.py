@@ -13,6 +13,7 @@ from rs_pipeline.core.scoring.train import (
     train_scorer,
 )
 from rs_pipeline.core.sources.synthrs import render_tile
+from rs_pipeline.core.training.snapshots import Snapshots
 
 CLASSES = ("forest", "lake", "desert", "residential")
 
@@ -125,3 +126,86 @@ def test_norms_are_recalibrated_only_after_steps_that_train_them_with_identical_
         skipping.state_dict().items(), always.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def _states_equal(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+
+
+def test_resume_from_a_snapshot_between_evaluations_ends_exactly_as_an_uninterrupted_run(
+    tmp_path,
+):
+    train, val = pairs(range(0, 4)), pairs(range(100, 102))
+    # a snapshot at plan step 4 = vision step 2, where nothing is evaluated (BatchNorm
+    # statistics mid-stage, uncalibrated); the crash comes at vision step 3's evaluation
+    plan = TrainPlan(stages=(StagePlan("head", 1e-3, 2), StagePlan("vision", 1e-3, 4)),
+                     batch_size=4, eval_every=3, patience=10, checkpoint_every=4)  # fmt: skip
+    reference = ClipHeadScorer(seed=0)
+    full = train_scorer(reference, train, val, plan, tmp_path / "a", log=lambda _: None)
+
+    def crash_at_vision_step_3(message: str) -> None:
+        if message.startswith("stage vision step 3/"):
+            raise Crash(message)
+
+    with pytest.raises(Crash):
+        train_scorer(ClipHeadScorer(seed=0), train, val, plan, tmp_path / "b",
+                     log=crash_at_vision_step_3)  # fmt: skip
+    resumed_model = ClipHeadScorer(seed=0)
+    resumed = train_scorer(resumed_model, train, val, plan, tmp_path / "b", log=lambda _: None)
+    assert resumed.resumed and resumed.steps_run == 2  # vision steps 3 and 4
+    assert resumed.history == full.history and resumed.best_accuracy == full.best_accuracy
+    _states_equal(resumed_model, reference)
+
+
+def test_the_run_ends_on_the_weights_of_its_best_evaluation(tmp_path, monkeypatch):
+    train, val = pairs(range(0, 2)), pairs(range(100, 101))
+    accuracies, seen = iter([0.5, 0.9, 0.6, 0.7]), []
+
+    def scripted(model, pairs, device, batch_size=64):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(accuracies)
+
+    monkeypatch.setattr("rs_pipeline.core.scoring.train.evaluate", scripted)
+    # evaluations: before training, head steps 2 and 4, text step 2; the best is head step 2
+    plan = TrainPlan(stages=(StagePlan("head", 1e-2, 4), StagePlan("text", 1e-2, 2)),
+                     batch_size=4, eval_every=2, patience=10)  # fmt: skip
+    model = ClipHeadScorer(seed=0)
+    result = train_scorer(model, train, val, plan, tmp_path, log=lambda _: None)
+    assert result.best_accuracy == 0.9 and len(seen) == 4
+    assert not torch.equal(seen[1]["head.0.weight"], seen[2]["head.0.weight"])
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, seen[1][name]), name
+
+
+def test_snapshots_follow_checkpoint_every_and_the_best_weights_are_written_beside_them(
+    tmp_path, monkeypatch
+):
+    train, val = pairs(range(0, 2)), pairs(range(100, 101))
+    saved = []
+    real = Snapshots.save
+
+    def recorded(self, *, model, optimizer, progress):
+        saved.append(progress["step"])
+        real(self, model=model, optimizer=optimizer, progress=progress)
+
+    monkeypatch.setattr(Snapshots, "save", recorded)
+    plan = TrainPlan(stages=(StagePlan("head", 1e-3, 6),), batch_size=4, eval_every=2,
+                     patience=10, checkpoint_every=3)  # fmt: skip
+    train_scorer(ClipHeadScorer(seed=0), train, val, plan, tmp_path, log=lambda _: None)
+    assert saved == [3, 6]  # not at every evaluation (steps 2, 4, 6)
+    progress = Snapshots(tmp_path / "last").progress()
+    assert [p.name for p in tmp_path.glob("best*")] == [progress["best_file"]]
+
+
+def test_norms_recalibrate_on_each_distinct_training_image_once(tmp_path, monkeypatch):
+    one_per_image = pairs(range(0, 2))
+    train = [p for p in one_per_image for _ in range(3)]  # three pairs (captions) per image
+    calls = []
+    monkeypatch.setattr(ClipHeadScorer, "recalibrate_norms",
+                        lambda self, images, batch_size=64: calls.append(images))  # fmt: skip
+    plan = TrainPlan(stages=(StagePlan("vision", 1e-3, 1),), batch_size=4, eval_every=1)
+    train_scorer(ClipHeadScorer(seed=0), train, pairs(range(100, 101)), plan, tmp_path,
+                 log=lambda _: None)  # fmt: skip
+    assert len(calls) == 2  # before training and after the vision step
+    assert all(images == [p.image for p in one_per_image] for images in calls)

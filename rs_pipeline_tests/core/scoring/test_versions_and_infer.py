@@ -28,6 +28,13 @@ def test_version_is_name_plus_recipe_hash_and_changes_with_the_recipe():
     assert va != vb
 
 
+def test_the_snapshot_cadence_is_not_part_of_the_version():
+    """How often a run snapshots changes no weights: a new cadence keeps every partition."""
+    spec = ScorerSpec(name="clip-head", backend="clip_head")
+    every_5 = ScorerSpec(name="clip-head", backend="clip_head", checkpoint_every=5)
+    assert scorer_version(spec) == scorer_version(every_5)
+
+
 def test_registered_checkpoint_version_depends_on_its_weights(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"weights-1")
     spec = ScorerSpec(name="ext", backend="clip_head", checkpoint=str(tmp_path))
