@@ -136,56 +136,81 @@ def _set_stage(model: torch.nn.Module, stage: Stage) -> list[torch.nn.Parameter]
     return params
 
 
+# Best weights up to this size stay in RAM between evaluations; a larger model (the 7B reward
+# model: ~15 GB in bf16, held by every rank) writes them at once instead, as a file per
+# improvement, and reads them back at each stage's end.
+IN_MEMORY_BEST_MAX_BYTES = 2 * 1024**3
+
+
 class _Best:
-    """The best weights so far, a CPU copy in memory: each stage starts from them and the run
-    ends on them. They reach disk only beside a snapshot (a resumed run needs the best of its
-    own past), once per improvement, in a file the snapshot names: an older snapshot's file is
-    removed only after a newer snapshot is saved, so a crash between the two leaves both whole.
+    """The best weights so far: each stage starts from them and the run ends on them.
+
+    Small models keep a CPU copy in memory, and it reaches disk only beside a snapshot (a
+    resumed run needs the best of its own past); models over `IN_MEMORY_BEST_MAX_BYTES` write
+    each improvement at once. Files are named per evaluation and the snapshot names its own:
+    an older file is removed only after a newer snapshot is saved, so a crash between the two
+    leaves both whole.
     """
 
     def __init__(self, folder: Path) -> None:
-        self.folder, self.weights, self.tag, self.on_disk = folder, None, 0, True
+        self.folder = folder
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.tag, self.file = 0, None  # file: the current best's file, once on disk
 
     def keep(self, model: torch.nn.Module, tag: int) -> None:
-        """Copy `model`'s state (weights and BatchNorm statistics); `tag` names its file."""
+        """Take `model`'s state (weights and BatchNorm statistics); `tag` names its file."""
         state = model.state_dict()
-        self.weights = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
-        self.tag, self.on_disk = tag, False
+        self.tag, self.file = tag, None
+        if sum(v.numel() * v.element_size() for v in state.values()) <= IN_MEMORY_BEST_MAX_BYTES:
+            self.weights = {
+                k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()
+            }
+        else:
+            self.weights = None
+            self._save(state)
+            distributed.barrier()  # every rank reads it back at the stage's end
 
     def restore(self, model: torch.nn.Module) -> None:
         if self.weights is not None:
             model.load_state_dict(self.weights)
+        elif self.file is not None:
+            from safetensors.torch import load_model
+
+            load_model(model, str(self.folder / self.file))
 
     def load(self, name: str) -> None:
         """On resume: the best weights of the snapshot's run, from the file it names."""
-        from safetensors.torch import load_file
-
         path = self.folder / name
         if not path.is_file():
             raise FileNotFoundError(
                 f"the training snapshot names best weights {path} that are missing: delete "
                 f"{self.folder / 'last'} to train afresh"
             )
-        self.weights, self.on_disk = load_file(str(path)), True
+        self.file, self.weights = name, None  # read when a stage ends, not held meanwhile
 
     def write(self, state: TrainState) -> None:
-        """Before a snapshot: put the best weights on disk if they changed (rank 0 writes)."""
-        if self.on_disk or self.weights is None:
-            return
-        state.best_file, self.on_disk = f"best-{self.tag}.safetensors", True
+        """Before a snapshot: the best weights on disk if they are not yet, named in `state`."""
+        if self.file is None and self.weights is not None:
+            self._save(self.weights)
+        if self.file is not None:
+            state.best_file = self.file
+
+    def _save(self, weights: dict[str, torch.Tensor]) -> None:
+        """Write `weights` as this evaluation's best file (rank 0 writes)."""
+        self.file = f"best-{self.tag}.safetensors"
         if distributed.world().is_main:
             from safetensors.torch import save_file
 
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self.folder / f"{state.best_file}.tmp"
-            save_file(self.weights, str(tmp))
-            os.replace(tmp, self.folder / state.best_file)
+            tmp = self.folder / f"{self.file}.tmp"
+            save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
+            os.replace(tmp, self.folder / self.file)
 
     def prune(self, state: TrainState) -> None:
         """After a snapshot: remove best-weights files no snapshot names any more (rank 0)."""
         if distributed.world().is_main:
             for path in self.folder.glob("best*.safetensors"):
-                if path.name != state.best_file:
+                if path.name not in (state.best_file, self.file):
                     path.unlink(missing_ok=True)
 
 

@@ -133,8 +133,16 @@ def _states_equal(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(x, y), name
 
 
+@pytest.fixture(params=["in_memory", "on_disk"])
+def best_kept(request, monkeypatch):
+    """Both homes of the best weights: RAM (small models) and a file per improvement (large)."""
+    if request.param == "on_disk":
+        monkeypatch.setattr("rs_pipeline.core.scoring.train.IN_MEMORY_BEST_MAX_BYTES", 0)
+    return request.param
+
+
 def test_resume_from_a_snapshot_between_evaluations_ends_exactly_as_an_uninterrupted_run(
-    tmp_path,
+    tmp_path, best_kept
 ):
     train, val = pairs(range(0, 4)), pairs(range(100, 102))
     # a snapshot at plan step 4 = vision step 2, where nothing is evaluated (BatchNorm
@@ -158,7 +166,7 @@ def test_resume_from_a_snapshot_between_evaluations_ends_exactly_as_an_uninterru
     _states_equal(resumed_model, reference)
 
 
-def test_the_run_ends_on_the_weights_of_its_best_evaluation(tmp_path, monkeypatch):
+def test_the_run_ends_on_the_weights_of_its_best_evaluation(tmp_path, monkeypatch, best_kept):
     train, val = pairs(range(0, 2)), pairs(range(100, 101))
     accuracies, seen = iter([0.5, 0.9, 0.6, 0.7]), []
 
@@ -179,7 +187,7 @@ def test_the_run_ends_on_the_weights_of_its_best_evaluation(tmp_path, monkeypatc
 
 
 def test_snapshots_follow_checkpoint_every_and_the_best_weights_are_written_beside_them(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, best_kept
 ):
     train, val = pairs(range(0, 2)), pairs(range(100, 101))
     saved = []
