@@ -3,6 +3,7 @@
 import dagster as dg
 
 from rs_pipeline.core.finetune.stage import run_clip_checkpoints
+from rs_pipeline.core.progress import StepLog
 from rs_pipeline.defs.gpu import GPU_OP_TAGS, GPU_POOL
 from rs_pipeline.defs.partitions import selection_partitions
 from rs_pipeline.defs.previews import checkpoint_previews
@@ -48,7 +49,7 @@ def clip_checkpoints(
         store=artifacts.store(),
         lineage=lineage.store(),
         run_id=context.run_id,
-        log=context.log.info,
+        log=StepLog(context.log.info),  # step lines at most every ~10 s
     )
     return outcome_result(
         clip_checkpoints_outcome(rep), previews=checkpoint_previews(rep.runs, rep.results)

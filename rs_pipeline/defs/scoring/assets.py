@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from rs_pipeline.core.progress import StepLog
 from rs_pipeline.core.scoring.apply import run_pair_scores
 from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.defs.automation.backfill import BACKFILL_POLICY, each_partition, run_metadata
@@ -43,7 +44,8 @@ def score_model(
     if cfg.training.launcher != "inprocess":
         job = stage_job("score_model", cfg, context, artifacts)
         return training_launcher.run_job(context, job, cfg.training)
-    rep = run_score_model(cfg, context.partition_key, artifacts.store(), log=context.log.info)
+    log = StepLog(context.log.info)  # a run-log event per ~10 s of steps, not per evaluation
+    rep = run_score_model(cfg, context.partition_key, artifacts.store(), log=log)
     metrics = {
         "val_pairwise_accuracy": rep.val_accuracy,
         "clipscore_val_pairwise_accuracy": rep.clipscore_val_accuracy,

@@ -3,6 +3,7 @@ GRPO from each SFT checkpoint rewarded by it."""
 
 import dagster as dg
 
+from rs_pipeline.core.progress import StepLog
 from rs_pipeline.core.vlm.bon_stage import run_bon_eval
 from rs_pipeline.core.vlm.rl_stage import run_vlm_rl_checkpoints
 from rs_pipeline.core.vlm.stage import run_vlm_checkpoints
@@ -56,7 +57,7 @@ def vlm_checkpoints(
         store=artifacts.store(),
         lineage=lineage.store(),
         run_id=context.run_id,
-        log=context.log.info,
+        log=StepLog(context.log.info),  # step lines at most every ~10 s
     )
     return outcome_result(
         vlm_checkpoints_outcome(rep), previews=checkpoint_previews(rep.runs, rep.results)
@@ -136,7 +137,7 @@ def vlm_rl_checkpoints(
         store=artifacts.store(),
         lineage=lineage.store(),
         run_id=context.run_id,
-        log=context.log.info,
+        log=StepLog(context.log.info),
     )
     return outcome_result(
         vlm_rl_checkpoints_outcome(rep),
