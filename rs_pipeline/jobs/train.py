@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from rs_pipeline.core.progress import StepLog
 from rs_pipeline.core.training import distributed
 from rs_pipeline.jobs.spec import TrainJob, read_job
 
@@ -48,7 +49,9 @@ def _pipes_session(job: TrainJob) -> None:
         run_job(job, print, lambda outcome: print(outcome))
         return
     with open_dagster_pipes() as pipes:
-        run_job(job, pipes.log.info, lambda outcome: report_to_pipes(pipes, outcome))
+        # Each Pipes log line becomes a run-log event, as in process: the same StepLog pace.
+        log = StepLog(pipes.log.info)
+        run_job(job, log, lambda outcome: report_to_pipes(pipes, outcome))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,14 +5,10 @@ lineage rows, and the materialization carries the in-process metadata keys."""
 import dagster as dg
 import pytest
 
-from rs_pipeline.core.config import load_config
-from rs_pipeline.core.scoring.apply import run_pair_scores
-from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.core.scoring.versions import versions
-from rs_pipeline.core.selection.stage import run_curated_subsets
 from rs_pipeline.defs.finetune.assets import clip_checkpoints
 from rs_pipeline.defs.resources import build_resources
-from rs_pipeline_tests.core.pairs.test_stage import engine
+from rs_pipeline_tests.core.pairs.test_stage import curated
 from rs_pipeline_tests.factories import write_config
 
 pytestmark = pytest.mark.slow
@@ -31,12 +27,8 @@ def test_clip_checkpoints_train_under_torchrun_through_pipes(tmp_path, monkeypat
         evaluation={"benchmarks": [{"name": "heldout", "kind": "synthrs", "count": 8}]},
         training={"launcher": "torchrun", "nproc_per_node": 2},
     )
-    store, lineage, *_ = engine(config)
-    cfg = load_config(config)
+    cfg, store, lineage = curated(config)
     (version,) = versions(cfg.scoring)
-    run_score_model(cfg, version, store, log=lambda _: None)
-    run_pair_scores(cfg, version, "b1", store, lineage, "r1")
-    run_curated_subsets(cfg, version, store, lineage, "r1")
     selection = f"{version}@30"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("selection", [selection])

@@ -5,13 +5,9 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from rs_pipeline.core.config import load_config
 from rs_pipeline.core.finetune.stage import run_clip_checkpoints
-from rs_pipeline.core.scoring.apply import run_pair_scores
-from rs_pipeline.core.scoring.stage import run_score_model
 from rs_pipeline.core.scoring.versions import versions
-from rs_pipeline.core.selection.stage import run_curated_subsets
-from rs_pipeline_tests.core.pairs.test_stage import engine
+from rs_pipeline_tests.core.pairs.test_stage import curated
 from rs_pipeline_tests.factories import encode, noise_rgb, write_config
 
 
@@ -26,12 +22,8 @@ def selected(tmp_path_factory):
             {"name": "heldout", "kind": "synthrs", "count": 14},
             {"name": "leaky", "kind": "classification", "path": str(leak)}]},
     )  # fmt: skip
-    store, lineage, *_ = engine(config)
-    cfg = load_config(config)
+    cfg, store, lineage = curated(config)
     (version,) = versions(cfg.scoring)
-    run_score_model(cfg, version, store, log=lambda _: None)
-    run_pair_scores(cfg, version, "b1", store, lineage, "r1")
-    run_curated_subsets(cfg, version, store, lineage, "r1")
     # An evaluation set holding 3 images the pool trained on (their original PNG bytes).
     images = store.read_table("rs_images/batch=b1/images.parquet").to_pylist()
     pngs = [r["data"] for r in images if r["format"] == "PNG"][:3]

@@ -23,6 +23,23 @@ def engine(config_path: str, batch: str = "b1"):
     return store, lineage, ingest, captions, pairs
 
 
+def curated(config_path: str):
+    """`engine`, then every configured scorer version's model, scores and subsets, called
+    directly: (cfg, store, lineage) for tests of what trains on the selections."""
+    from rs_pipeline.core.scoring.apply import run_pair_scores
+    from rs_pipeline.core.scoring.stage import run_score_model
+    from rs_pipeline.core.scoring.versions import versions
+    from rs_pipeline.core.selection.stage import run_curated_subsets
+
+    store, lineage, *_ = engine(config_path)
+    cfg = load_config(config_path)
+    for version in versions(cfg.scoring):
+        run_score_model(cfg, version, store, log=lambda _: None)
+        run_pair_scores(cfg, version, "b1", store, lineage, "r1")
+        run_curated_subsets(cfg, version, store, lineage, "r1")
+    return cfg, store, lineage
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     return engine(write_config(tmp_path_factory.mktemp("engine")))

@@ -5,14 +5,10 @@ import json
 
 import pytest
 
-from rs_pipeline.core.config import load_config
-from rs_pipeline.core.scoring.apply import run_pair_scores
-from rs_pipeline.core.scoring.stage import run_score_model
-from rs_pipeline.core.scoring.versions import current_version, versions
-from rs_pipeline.core.selection.stage import run_curated_subsets
+from rs_pipeline.core.scoring.versions import current_version
 from rs_pipeline.core.vlm.bon_stage import run_bon_eval, runs_bon
 from rs_pipeline.core.vlm.stage import run_vlm_checkpoints, trains_vlm
-from rs_pipeline_tests.core.pairs.test_stage import engine
+from rs_pipeline_tests.core.pairs.test_stage import curated
 from rs_pipeline_tests.factories import write_config
 
 VLM = {
@@ -44,12 +40,7 @@ def selected(tmp_path_factory):
         evaluation={"benchmarks": [{"name": "heldout", "kind": "synthrs", "count": 14}]},
         vlm=VLM,
     )
-    store, lineage, *_ = engine(config)
-    cfg = load_config(config)
-    for version in versions(cfg.scoring):
-        run_score_model(cfg, version, store, log=lambda _: None)
-        run_pair_scores(cfg, version, "b1", store, lineage, "r1")
-        run_curated_subsets(cfg, version, store, lineage, "r1")
+    cfg, store, lineage = curated(config)
     return cfg, store, lineage, current_version(cfg)
 
 
